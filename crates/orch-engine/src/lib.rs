@@ -1,1 +1,14 @@
+//! The engine: compiles pipeline files into checked plans and runs them.
+//!
+//! Follow a run: [`compile::compile_file`] (YAML -> checked [`plan::Plan`]) ->
+//! [`exec::execute`] (units on tokio, each a fused polars plan) -> the step's
+//! `to_polars`/`write` in `orch-steps`.
 
+pub mod compile;
+pub mod exec;
+pub mod graph;
+pub mod plan;
+
+pub use compile::{compile, compile_file, CompileError, CompileOptions};
+pub use exec::{execute, Event, RunFailure, RunOptions, RunReport, StepReport, StepStatus};
+pub use plan::Plan;

@@ -1,0 +1,311 @@
+//! Compiles a pipeline file into a checked [`Plan`] in one pass that reports *every*
+//! problem: YAML structure, unknown keys, params, unknown step types and inputs, duplicate
+//! ids, cycles (with their path) and column/type errors along the graph.
+
+use crate::plan::{Plan, PlannedStep};
+use orch_spec::diag::Severity;
+use orch_spec::model::COMMON_STEP_KEYS;
+use orch_spec::{suggest, yaml, Ctx, Diagnostic, Diagnostics, Fields, PipelineDecl, Schema, Source};
+use orch_steps::{registry, Role};
+use petgraph::graph::DiGraph;
+use std::collections::HashMap;
+
+/// What the caller passes in besides the file: param overrides and "today".
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    pub params: Vec<(String, String)>,
+    /// The date `today` resolves to for date params (UTC, read once at start-up).
+    pub today: chrono::NaiveDate,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { params: Vec::new(), today: chrono::Utc::now().date_naive() }
+    }
+}
+
+/// A pipeline that failed to compile, with everything wrong in it.
+#[derive(Debug)]
+pub struct CompileError {
+    pub source: Source,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CompileError {
+    pub fn render(&self, color: bool) -> String {
+        let mut out = self.source.render(&self.diagnostics, color);
+        let n = self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        out.push_str(&format!(
+            "{}: {n} error{} found; nothing was run\n",
+            self.source.name,
+            if n == 1 { "" } else { "s" }
+        ));
+        out
+    }
+}
+
+/// Reads and compiles a pipeline file.
+pub fn compile_file(path: &std::path::Path, opts: &CompileOptions) -> Result<(Plan, Vec<Diagnostic>), CompileError> {
+    let name = path.display().to_string();
+    let fail = |d: Diagnostic| CompileError { source: Source::new(name.clone(), String::new()), diagnostics: vec![d] };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        fail(Diagnostic::error(format!("cannot read the pipeline file: {e}")).hint("check the path"))
+    })?;
+    if meta.len() as usize > yaml::MAX_FILE_BYTES {
+        return Err(fail(Diagnostic::error(format!(
+            "the pipeline file is {} bytes; pipeline files are limited to {} bytes",
+            meta.len(),
+            yaml::MAX_FILE_BYTES
+        ))));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| fail(Diagnostic::error(format!("cannot read the pipeline file: {e}"))))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            return Err(CompileError {
+                source: Source::new(name, text),
+                diagnostics: vec![Diagnostic::error("the pipeline file is not valid UTF-8")
+                    .at(orch_spec::Span::new(at, at + 1))
+                    .hint("save the file as UTF-8")],
+            });
+        }
+    };
+    compile(Source::new(name, text), opts)
+}
+
+/// Compiles pipeline text. On success, also returns the warnings.
+pub fn compile(source: Source, opts: &CompileOptions) -> Result<(Plan, Vec<Diagnostic>), CompileError> {
+    let mut diags = Diagnostics::new();
+    let plan = compile_inner(&source, opts, &mut diags);
+    diags.sort();
+    match plan {
+        Some(plan) if !diags.has_errors() => Ok((plan, diags.into_vec())),
+        _ => Err(CompileError { source, diagnostics: diags.into_vec() }),
+    }
+}
+
+fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics) -> Option<Plan> {
+    let root = match yaml::parse(&source.text) {
+        Ok(r) => r,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let decl = PipelineDecl::from_yaml(&root, diags);
+    let decl = decl?;
+    let params = decl.resolve_params(&opts.params, opts.today, diags);
+    let mut ctx = Ctx::new(&params);
+
+    // 1. Decode every step; remember ids for input resolution.
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let mut decoded = Vec::new();
+    for (i, s) in decl.steps.iter().enumerate() {
+        if let Some(&first) = ids.get(s.id.as_str()) {
+            ctx.error(
+                Diagnostic::error(format!("duplicate step id `{}`", s.id))
+                    .at(s.id_span)
+                    .hint(format!("step ids must be unique; the first `{}` is step {}", s.id, first + 1)),
+            );
+        } else {
+            ids.insert(&s.id, i);
+        }
+        let Some(ty) = registry::lookup(&s.ty) else {
+            ctx.error(
+                Diagnostic::error(format!("unknown step type `{}`", s.ty))
+                    .at(s.ty_span)
+                    .maybe_hint(suggest::hint(&s.ty, registry::names()))
+                    .hint(format!("step types are: {}", registry::names().collect::<Vec<_>>().join(", "))),
+            );
+            decoded.push(None);
+            continue;
+        };
+        if !ty.arity.accepts(s.inputs.len()) {
+            let span = s.inputs.first().map_or(s.ty_span, |(_, sp)| *sp);
+            ctx.error(
+                Diagnostic::error(format!(
+                    "a `{}` step takes {}, but `{}` has {}",
+                    ty.name,
+                    ty.arity.describe(),
+                    s.id,
+                    s.inputs.len()
+                ))
+                .at(span)
+                .hint(if s.inputs.is_empty() {
+                    "name its inputs with `inputs: [step_id, ...]`".to_string()
+                } else {
+                    "check `inputs`".to_string()
+                }),
+            );
+        }
+        let Some(mut f) = Fields::new(&s.node, format!("step `{}`", s.id), &mut ctx) else {
+            decoded.push(None);
+            continue;
+        };
+        for k in COMMON_STEP_KEYS {
+            f.take(k);
+        }
+        let step = (ty.decode)(s, &mut f, &mut ctx);
+        f.finish(&mut ctx);
+        decoded.push(step.map(|st| (ty.name, st)));
+    }
+
+    // 2. Resolve inputs.
+    let mut inputs: Vec<Vec<usize>> = vec![Vec::new(); decl.steps.len()];
+    let all_ids: Vec<&str> = decl.steps.iter().map(|s| s.id.as_str()).collect();
+    for (i, s) in decl.steps.iter().enumerate() {
+        for (name, span) in &s.inputs {
+            match ids.get(name.as_str()) {
+                Some(&j) if j == i => ctx.error(
+                    Diagnostic::error(format!("step `{}` lists itself as an input", s.id))
+                        .at(*span)
+                        .hint("a step reads other steps' results"),
+                ),
+                Some(&j) => inputs[i].push(j),
+                None => ctx.error(
+                    Diagnostic::error(format!("step `{}` reads the unknown input `{name}`", s.id))
+                        .at(*span)
+                        .maybe_hint(suggest::hint(name, all_ids.iter().copied()))
+                        .hint(format!("steps are: {}", all_ids.join(", "))),
+                ),
+            }
+        }
+    }
+
+    // 3. The graph, and cycles with their path.
+    let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    let nodes: Vec<_> = (0..decl.steps.len()).map(|i| graph.add_node(i)).collect();
+    for (i, ins) in inputs.iter().enumerate() {
+        for &j in ins {
+            graph.add_edge(nodes[j], nodes[i], ());
+        }
+    }
+    let order: Vec<usize> = match petgraph::algo::toposort(&graph, None) {
+        Ok(o) => o.into_iter().map(|n| graph[n]).collect(),
+        Err(_) => {
+            for cycle in cycles(&graph) {
+                let path: Vec<&str> = cycle.iter().map(|&i| decl.steps[i].id.as_str()).collect();
+                let first = cycle[0];
+                ctx.error(
+                    Diagnostic::error(format!(
+                        "the steps form a cycle: {} -> {}",
+                        path.join(" -> "),
+                        path[0]
+                    ))
+                    .at(decl.steps[first].id_span)
+                    .hint("a step cannot depend on its own result; remove one of these inputs"),
+                );
+            }
+            let mut ctx_diags = ctx.diags;
+            diags.extend(std::mem::take(&mut ctx_diags));
+            return None;
+        }
+    };
+
+    // 4. Schemas, in dependency order; a step whose inputs failed is skipped quietly so one
+    //    mistake does not cascade into many.
+    let mut schemas: Vec<Option<Schema>> = vec![None; decl.steps.len()];
+    for &i in &order {
+        let Some((_, step)) = &decoded[i] else { continue };
+        let ins: Option<Vec<&Schema>> = inputs[i].iter().map(|&j| schemas[j].as_ref()).collect();
+        let Some(ins) = ins else { continue };
+        if inputs[i].len() != decl.steps[i].inputs.len() {
+            continue;
+        }
+        let ty = registry::lookup(&decl.steps[i].ty);
+        if ty.is_some_and(|t| !t.arity.accepts(ins.len())) {
+            continue;
+        }
+        schemas[i] = step.schema(&ins, &mut ctx.diags);
+    }
+
+    // 5. Warn about results nobody uses.
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); decl.steps.len()];
+    for (i, ins) in inputs.iter().enumerate() {
+        for &j in ins {
+            if !consumers[j].contains(&i) {
+                consumers[j].push(i);
+            }
+        }
+    }
+    for (i, s) in decl.steps.iter().enumerate() {
+        let is_sink = decoded[i].as_ref().is_some_and(|(_, st)| st.role() == Role::Sink);
+        if consumers[i].is_empty() && !is_sink && decoded[i].is_some() {
+            ctx.diags.push(
+                Diagnostic::warning(format!("the result of step `{}` is never used", s.id))
+                    .at(s.id_span)
+                    .hint("read it from another step, add a `write` step, or remove it"),
+            );
+        }
+    }
+
+    let ctx_diags = ctx.diags;
+    let failed = ctx_diags.has_errors();
+    diags.extend(ctx_diags);
+    if failed {
+        return None;
+    }
+    let mut steps = Vec::with_capacity(decl.steps.len());
+    for (i, (s, d)) in decl.steps.iter().zip(decoded).enumerate() {
+        let (type_name, step) = d?;
+        steps.push(PlannedStep {
+            id: s.id.clone(),
+            type_name,
+            inputs: inputs[i].clone(),
+            consumers: consumers[i].clone(),
+            step,
+            schema: schemas[i].clone()?,
+            span: s.id_span,
+        });
+    }
+    Some(Plan {
+        name: decl.name,
+        description: decl.description,
+        source: source.clone(),
+        params,
+        steps,
+        order,
+        graph,
+    })
+}
+
+/// One cycle per strongly connected component that has one, as a path of step indices.
+fn cycles(graph: &DiGraph<usize, ()>) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    for scc in petgraph::algo::tarjan_scc(graph) {
+        if scc.len() < 2 {
+            continue;
+        }
+        // Shortest path from `start` back to itself inside the component (BFS).
+        let start = *scc.iter().min_by_key(|n| graph[**n]).unwrap_or(&scc[0]);
+        let mut parent: HashMap<petgraph::graph::NodeIndex, petgraph::graph::NodeIndex> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut last = None;
+        while let Some(cur) = queue.pop_front() {
+            let mut next: Vec<_> = graph.neighbors(cur).filter(|n| scc.contains(n)).collect();
+            next.sort_by_key(|n| graph[*n]);
+            if next.contains(&start) {
+                last = Some(cur);
+                break;
+            }
+            for n in next {
+                if n != start && !parent.contains_key(&n) {
+                    parent.insert(n, cur);
+                    queue.push_back(n);
+                }
+            }
+        }
+        let mut path = Vec::new();
+        let mut cur = last;
+        while let Some(c) = cur {
+            path.push(c);
+            cur = if c == start { None } else { parent.get(&c).copied() };
+        }
+        path.reverse();
+        out.push(path.into_iter().map(|n| graph[n]).collect());
+    }
+    out
+}

@@ -1,0 +1,30 @@
+//! Renders the step DAG as Mermaid or Graphviz dot.
+
+use crate::plan::Plan;
+
+pub fn mermaid(plan: &Plan) -> String {
+    let mut out = String::from("flowchart LR\n");
+    for s in &plan.steps {
+        out.push_str(&format!("    {}[\"{}<br/><i>{}</i>\"]\n", s.id, s.id, s.type_name));
+    }
+    for s in &plan.steps {
+        for &i in &s.inputs {
+            out.push_str(&format!("    {} --> {}\n", plan.steps[i].id, s.id));
+        }
+    }
+    out
+}
+
+pub fn dot(plan: &Plan) -> String {
+    let mut out = format!("digraph \"{}\" {{\n    rankdir=LR;\n    node [shape=box];\n", plan.name.replace('"', "\\\""));
+    for s in &plan.steps {
+        out.push_str(&format!("    \"{}\" [label=\"{}\\n({})\"];\n", s.id, s.id, s.type_name));
+    }
+    for s in &plan.steps {
+        for &i in &s.inputs {
+            out.push_str(&format!("    \"{}\" -> \"{}\";\n", plan.steps[i].id, s.id));
+        }
+    }
+    out.push_str("}\n");
+    out
+}

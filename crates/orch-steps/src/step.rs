@@ -1,0 +1,90 @@
+//! The contract every step type implements.
+//!
+//! A step describes a relational operation (engine-neutral options, checked against
+//! engine-neutral schemas). `to_polars` is its first executor; another engine adds its own
+//! lowering method beside it without touching the options or the checks.
+
+use crate::error::RunError;
+use crate::storage::Staged;
+use orch_spec::{Ctx, Diagnostics, Fields, Schema, StepDecl};
+use polars::prelude::{DataFrame, LazyFrame};
+use std::fmt::Debug;
+
+/// How many inputs a step type takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    None,
+    Exactly(usize),
+    AtLeast(usize),
+}
+
+impl Arity {
+    pub fn accepts(&self, n: usize) -> bool {
+        match *self {
+            Arity::None => n == 0,
+            Arity::Exactly(k) => n == k,
+            Arity::AtLeast(k) => n >= k,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match *self {
+            Arity::None => "no inputs".into(),
+            Arity::Exactly(1) => "exactly one input".into(),
+            Arity::Exactly(k) => format!("exactly {k} inputs"),
+            Arity::AtLeast(k) => format!("at least {k} inputs"),
+        }
+    }
+}
+
+/// A registry entry: a step type's name, docs and option decoder.
+pub struct StepType {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub arity: Arity,
+    /// A small YAML example, shown by `orchestrator steps` and in the README reference.
+    pub example: &'static str,
+    /// Reads the step's own keys; the shared keys (`id`, `type`, `inputs`) are already taken.
+    pub decode: fn(&StepDecl, &mut Fields<'_>, &mut Ctx<'_>) -> Option<Box<dyn Step>>,
+}
+
+/// What the engine needs to know about a step's role in the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reads external data (no inputs).
+    Source,
+    /// Computes a table from its inputs.
+    Transform,
+    /// Writes its single input somewhere; its result is the input unchanged.
+    Sink,
+}
+
+/// One decoded step.
+pub trait Step: Send + Sync + Debug {
+    fn role(&self) -> Role {
+        Role::Transform
+    }
+
+    /// The output schema given the input schemas (in `inputs` order). Problems are pushed as
+    /// located diagnostics; `None` means the schema could not be determined.
+    fn schema(&self, inputs: &[&Schema], diags: &mut Diagnostics) -> Option<Schema>;
+
+    /// A canonical, stable description of the step's options (after param substitution),
+    /// part of its fingerprint.
+    fn fingerprint(&self) -> String;
+
+    /// External files this step reads (their content is part of the fingerprint).
+    fn reads(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Builds the polars plan for this step. `inputs` are the input plans and `schemas`
+    /// their checked schemas, both in `inputs` order.
+    fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError>;
+
+    /// For sinks: writes the materialised input to temporary files beside the targets.
+    /// The engine commits (renames) them only once every step of the run has succeeded.
+    fn write(&self, _df: &mut DataFrame) -> Result<Vec<Staged>, RunError> {
+        Err(RunError::internal("write called on a step that is not a sink"))
+    }
+}

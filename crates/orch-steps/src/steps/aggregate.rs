@@ -1,0 +1,204 @@
+//! `aggregate`: groups by key columns and computes named aggregations.
+//!
+//! ```yaml
+//! - id: per_account
+//!   type: aggregate
+//!   input: invoices
+//!   group_by: [account_id]
+//!   aggregations:
+//!     total_invoices: {count: invoice_id}
+//!     amount: {sum: quantity * item_retail_price}
+//!     names: {sorted_distinct_list: item_name}
+//! ```
+//! The argument of each function is an expression (a column name is the simplest one);
+//! `count: "*"` counts rows. Output: the group keys, then the aggregations in order. Rows
+//! come out in no particular order: add a `sort` step where order matters.
+
+use crate::common::{fingerprint_of, ColRef, ExprSrc};
+use crate::error::RunError;
+use crate::step::{Arity, Step, StepType};
+use orch_spec::{Ctx, DataType, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
+use polars::prelude::{col, len, LazyFrame, SortOptions};
+use serde::Serialize;
+
+pub const TYPE: StepType = StepType {
+    name: "aggregate",
+    summary: "Group by keys and aggregate: count, count_distinct, sum, mean, min, max, first, sorted_distinct_list.",
+    arity: Arity::Exactly(1),
+    example: "- id: per_account\n  type: aggregate\n  input: invoices\n  group_by: account_id\n  aggregations:\n    total_invoices: {count: invoice_id}\n    last_issued: {max: date_issued}\n",
+    decode,
+};
+
+pub const FUNCTIONS: &[&str] = &[
+    "count",
+    "count_distinct",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "first",
+    "sorted_distinct_list",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregation {
+    pub name: String,
+    pub function: String,
+    /// `None` for `count: "*"`.
+    pub arg: Option<ExprSrc>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub group_by: Vec<ColRef>,
+    pub aggregations: Vec<Aggregation>,
+}
+
+fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<dyn Step>> {
+    let group_by = match f.take("group_by") {
+        Some(n) => ColRef::list(n, "group_by", ctx)?,
+        None => Vec::new(),
+    };
+    let aggs_node = f.require("aggregations", ctx)?;
+    let entries = ctx.entries(aggs_node, "aggregations")?;
+    if entries.is_empty() {
+        ctx.error(
+            Diagnostic::error("`aggregations` is empty")
+                .at(aggs_node.span)
+                .hint("add e.g. `n: {count: \"*\"}`"),
+        );
+    }
+    let mut aggregations = Vec::new();
+    for (name, span, v) in entries {
+        // `{sum: amount}`: exactly one function -> argument pair.
+        let pair = v.as_map().filter(|m| m.len() == 1);
+        let Some([(fnode, arg)]) = pair else {
+            ctx.error(
+                Diagnostic::error(format!("aggregation `{name}` must be one `function: argument` pair"))
+                    .at(v.span)
+                    .hint(format!("for example `{name}: {{sum: amount}}`; functions are {}", FUNCTIONS.join(", "))),
+            );
+            continue;
+        };
+        let Some(function) = ctx.choice(fnode, "aggregation function", FUNCTIONS) else { continue };
+        let arg_text = arg.as_scalar().unwrap_or_default();
+        let arg = if function == "count" && arg_text == "*" {
+            None
+        } else {
+            match ExprSrc::decode(arg, &format!("aggregation `{name}`"), ctx) {
+                Some(e) => Some(e),
+                None => continue,
+            }
+        };
+        aggregations.push(Aggregation { name, function, arg, span });
+    }
+    Some(Box::new(Aggregate { group_by, aggregations }))
+}
+
+impl Step for Aggregate {
+    fn schema(&self, inputs: &[&Schema], diags: &mut Diagnostics) -> Option<Schema> {
+        let input = inputs[0];
+        let mut out = Schema::default();
+        let mut ok = true;
+        for g in &self.group_by {
+            match g.resolve(input, "the input", diags) {
+                Some(t) => out.upsert(&g.name, t.clone()),
+                None => ok = false,
+            }
+        }
+        for a in &self.aggregations {
+            if out.contains(&a.name) {
+                diags.push(
+                    Diagnostic::error(format!("output column `{}` is defined twice", a.name))
+                        .at(a.span)
+                        .hint("give each aggregation a name that is not a group key"),
+                );
+                ok = false;
+                continue;
+            }
+            let arg_type = match &a.arg {
+                None => None,
+                Some(e) => match e.check(input, diags) {
+                    Some(t) => Some(t),
+                    None => {
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            let t = match (a.function.as_str(), arg_type) {
+                ("count" | "count_distinct", _) => DataType::Int64,
+                ("sum", Some(t)) if t.is_numeric() => match t {
+                    DataType::Float64 => DataType::Float64,
+                    _ => DataType::Int64,
+                },
+                ("mean", Some(t)) if t.is_numeric() => DataType::Float64,
+                ("min" | "max" | "first", Some(t)) => t,
+                ("sorted_distinct_list", Some(t)) => DataType::List(Box::new(t)),
+                (f, Some(t)) => {
+                    diags.push(
+                        Diagnostic::error(format!("`{f}` needs a numeric argument, got {t}"))
+                            .at(a.span)
+                            .hint("use count, min, max or first for non-numeric columns"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                (f, None) => {
+                    diags.push(Diagnostic::error(format!("`{f}` needs a column, not \"*\"")).at(a.span));
+                    ok = false;
+                    continue;
+                }
+            };
+            out.upsert(&a.name, t);
+        }
+        ok.then_some(out)
+    }
+
+    fn fingerprint(&self) -> String {
+        fingerprint_of(TYPE.name, self)
+    }
+
+    fn to_polars(&self, mut inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
+        let input = inputs.pop().ok_or_else(|| RunError::internal("aggregate without input"))?;
+        let schema = schemas[0];
+        let mut aggs = Vec::with_capacity(self.aggregations.len());
+        for a in &self.aggregations {
+            let arg = match &a.arg {
+                Some(e) => Some(e.expr.to_polars(schema).map_err(|e| RunError::internal(e.message))?),
+                None => None,
+            };
+            let e = match (a.function.as_str(), arg) {
+                ("count", None) => len().cast(polars::prelude::DataType::Int64),
+                ("count", Some(e)) => e.count().cast(polars::prelude::DataType::Int64),
+                ("count_distinct", Some(e)) => e.drop_nulls().n_unique().cast(polars::prelude::DataType::Int64),
+                ("sum", Some(e)) => {
+                    let t = a.arg.as_ref().and_then(|x| x.expr.check(schema).ok());
+                    let target = if t == Some(DataType::Float64) {
+                        polars::prelude::DataType::Float64
+                    } else {
+                        polars::prelude::DataType::Int64
+                    };
+                    e.cast(target.clone()).sum().cast(target)
+                }
+                ("mean", Some(e)) => e.mean(),
+                ("min", Some(e)) => e.min(),
+                ("max", Some(e)) => e.max(),
+                ("first", Some(e)) => e.first(),
+                ("sorted_distinct_list", Some(e)) => e
+                    .drop_nulls()
+                    .unique()
+                    .sort(SortOptions::default()),
+                (f, _) => return Err(RunError::internal(format!("aggregation {f} without argument"))),
+            };
+            aggs.push(e.alias(a.name.as_str()));
+        }
+        if self.group_by.is_empty() {
+            return Ok(input.select(aggs));
+        }
+        let keys: Vec<_> = self.group_by.iter().map(|g| col(g.name.as_str())).collect();
+        Ok(input.group_by(keys).agg(aggs))
+    }
+}

@@ -1,0 +1,142 @@
+//! Where data lives: a path/URL abstraction, and atomic writes.
+//!
+//! Every location goes through [`Location`], so adding object storage (`s3://...`) later means
+//! adding a variant here, not touching the steps. Writes go to a temporary file in the target
+//! folder, are fsynced, then renamed into place: a reader never sees a half-written output.
+
+use crate::error::RunError;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+}
+
+impl Location {
+    /// Parses a path as written in a pipeline. URLs with a scheme other than `file://` are
+    /// refused with a clear message until their backend exists.
+    pub fn parse(text: &str) -> Result<Location, String> {
+        if let Some(rest) = text.strip_prefix("file://") {
+            return Ok(Location::Local(PathBuf::from(rest)));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(format!(
+                "`{scheme}://` locations are not supported yet; use a local path"
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err("the path is empty".into());
+        }
+        Ok(Location::Local(PathBuf::from(text)))
+    }
+
+    pub fn local_path(&self) -> &Path {
+        match self {
+            Location::Local(p) => p,
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Location::Local(p) => p.display().to_string(),
+        }
+    }
+
+    /// The extension, lower-cased (`csv`, `parquet`), used to pick a default format.
+    pub fn extension(&self) -> Option<String> {
+        self.local_path()
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    }
+}
+
+/// A fully written, fsynced file waiting under a temporary name beside its target.
+/// Dropping it deletes the temporary file; [`Staged::commit`] renames it into place.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl Staged {
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Renames into place and syncs the folder entry.
+    pub fn commit(self) -> Result<PathBuf, RunError> {
+        let target = self.target;
+        self.tmp.persist(&target).map_err(|e| RunError::io(target.display(), e.error))?;
+        if let Some(dir) = target.parent() {
+            sync_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
+        }
+        Ok(target)
+    }
+}
+
+/// Writes `target`'s future content into a temporary file beside it (same file system, so
+/// the final rename is atomic) and makes it durable. Nothing is visible at `target` until
+/// the returned [`Staged`] is committed.
+pub fn stage<F>(target: &Path, fill: F) -> Result<Staged, RunError>
+where
+    F: FnOnce(&mut File) -> Result<(), RunError>,
+{
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::io(dir.display(), e))?;
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| RunError::io(dir.display(), e))?;
+    fill(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush().map_err(|e| RunError::io(target.display(), e))?;
+    tmp.as_file().sync_all().map_err(|e| RunError::io(target.display(), e))?;
+    Ok(Staged { tmp, target: target.to_path_buf() })
+}
+
+/// Stages and commits at once.
+pub fn write_atomic<F>(target: &Path, fill: F) -> Result<(), RunError>
+where
+    F: FnOnce(&mut File) -> Result<(), RunError>,
+{
+    stage(target, fill)?.commit().map(|_| ())
+}
+
+/// Makes a rename durable. Best effort: not every platform can open a directory.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        assert_eq!(Location::parse("data/a.csv").unwrap().extension().as_deref(), Some("csv"));
+        assert!(Location::parse("s3://bucket/a.csv").unwrap_err().contains("not supported"));
+        assert!(Location::parse("").is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        std::fs::write(&target, "old").unwrap();
+        write_atomic(&target, |f| f.write_all(b"new").map_err(|e| RunError::io("x", e))).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        // A failing writer leaves the old content and no temporary file behind.
+        let err = write_atomic(&target, |_| Err(RunError::user("boom", None)));
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,98 @@
+//! Command-line arguments: parsed by clap, then resolved into a validated [`Resolved`]
+//! before anything runs (ripgrep's flags -> hiargs split).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "Run YAML data pipelines on a DAG engine",
+    long_about = "Run YAML data pipelines on a DAG engine.\n\nExit codes: 0 success, 1 a run failed, 2 bad usage or a bad pipeline."
+)]
+pub struct Cli {
+    /// Log format on stderr (levels follow RUST_LOG, default info).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// No progress bar and no summary table (errors are still printed).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// The pipeline file (YAML).
+    pub file: PathBuf,
+
+    /// Set a param: `--param as_of=2024-03-31` (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a pipeline and run it.
+    Run {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// How many steps may run at once (default: the number of cores).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+    },
+    /// Check a pipeline and report every problem found, without running it.
+    Validate {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// Print the step graph.
+    Graph {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// List the step types with an example each.
+    Steps,
+}
+
+/// Arguments after checking: what the commands act on.
+#[derive(Debug)]
+pub struct Resolved {
+    pub file: PathBuf,
+    pub params: Vec<(String, String)>,
+}
+
+impl PipelineArgs {
+    /// Splits `NAME=VALUE` pairs; a malformed one is a usage error.
+    pub fn resolve(&self) -> Result<Resolved, String> {
+        let mut params = Vec::new();
+        for p in &self.params {
+            match p.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => params.push((k.trim().to_string(), v.to_string())),
+                _ => {
+                    return Err(format!(
+                        "--param `{p}` is not NAME=VALUE (for example --param as_of=2024-03-31)"
+                    ))
+                }
+            }
+        }
+        Ok(Resolved { file: self.file.clone(), params })
+    }
+}

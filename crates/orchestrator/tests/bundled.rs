@@ -1,0 +1,124 @@
+//! The two bundled pipelines on the bundled data and on the hand-made edge data set, against
+//! expected outputs computed independently of this code base: by DuckDB SQL written from the
+//! contract (tests/reference/duckdb_reference.py, cross-checked by a pure-Python script) and,
+//! for the edge set, by hand (tests/expected/edge/*/HAND_COMPUTED.md).
+
+mod common;
+
+use common::*;
+use polars::prelude::*;
+use std::path::Path;
+
+fn run_bundled(pipeline: &str, data: &str, params: &[&str], out: &Path) {
+    let mut args = vec![
+        "run".to_string(),
+        format!("pipelines/{pipeline}.yaml"),
+        "--param".into(),
+        format!("input_dir={data}"),
+        "--param".into(),
+        format!("output_dir={}", out.display()),
+    ];
+    for p in params {
+        args.push("--param".into());
+        args.push(p.to_string());
+    }
+    let o = bin().args(&args).output().unwrap();
+    assert_eq!(code(&o), 0, "{pipeline} failed: {}", stderr(&o));
+}
+
+fn check(data: &str, expected_dir: &str, params: &[&str]) {
+    let out = tempfile::tempdir().unwrap();
+    for p in ["late_payment", "product_mix"] {
+        run_bundled(p, data, params, out.path());
+        let expected = repo().join(expected_dir).join(format!("{p}.csv"));
+        assert_csv_eq(&out.path().join(format!("{p}.csv")), &expected);
+        check_parquet_matches_csv(&out.path().join(format!("{p}.parquet")), &expected, p);
+    }
+}
+
+/// The Parquet output has the contract's types and the same rows as the expected CSV.
+fn check_parquet_matches_csv(parquet: &Path, expected_csv: &Path, pipeline: &str) {
+    let df = LazyFrame::scan_parquet(PlRefPath::new(parquet.to_str().unwrap()), Default::default())
+        .unwrap()
+        .collect()
+        .unwrap();
+    let expected = read_csv_text(expected_csv);
+    assert_eq!(df.height(), expected.height());
+    let types: Vec<(String, polars::prelude::DataType)> =
+        df.schema().iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    use polars::prelude::DataType as T;
+    let want: Vec<(&str, T)> = if pipeline == "late_payment" {
+        vec![
+            ("account_id", T::Int64),
+            ("company_name", T::String),
+            ("company_address", T::String),
+            ("contact_person", T::String),
+            ("contact_phone", T::String),
+            ("gender", T::String),
+            ("joining_date", T::Date),
+            ("total_invoices", T::Int64),
+            ("total_late_invoices", T::Int64),
+            ("total_days_since_issue", T::Int64),
+            ("late_invoice_amount", T::Float64),
+        ]
+    } else {
+        vec![
+            ("account_id", T::Int64),
+            ("company_name", T::String),
+            ("sku_count", T::Int64),
+            ("sku_types_purchased", T::List(Box::new(T::String))),
+        ]
+    };
+    let want: Vec<(String, T)> = want.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+    assert_eq!(types, want, "{} schema", parquet.display());
+    // Same account ids in the same order as the expected file.
+    let ids: Vec<String> = df.column("account_id").unwrap().i64().unwrap().into_iter().map(|v| v.unwrap().to_string()).collect();
+    let eids: Vec<String> = expected.column("account_id").unwrap().str().unwrap().into_iter().map(|v| v.unwrap().to_string()).collect();
+    assert_eq!(ids, eids);
+    if pipeline == "product_mix" {
+        // The list column holds the same names as the CSV's joined text.
+        let lists = df.column("sku_types_purchased").unwrap().list().unwrap().clone();
+        let texts = expected.column("sku_types_purchased").unwrap().str().unwrap().clone();
+        for (l, t) in lists.into_iter().zip(texts.into_iter()) {
+            let l = l.unwrap();
+            let names: Vec<String> = l.str().unwrap().into_iter().map(|s| s.unwrap().to_string()).collect();
+            assert_eq!(names.join(","), t.unwrap());
+        }
+    }
+}
+
+#[test]
+fn bundled_data_as_of_2021_03_01() {
+    // Some invoices are issued after as_of (527) and the newest ones are not yet late.
+    check("data", "tests/expected/bundled/as_of=2021-03-01", &["as_of=2021-03-01"]);
+}
+
+#[test]
+fn bundled_data_as_of_2020_06_15() {
+    // Before most invoices were issued (7,723 come later).
+    check("data", "tests/expected/bundled/as_of=2020-06-15", &["as_of=2020-06-15"]);
+}
+
+#[test]
+fn bundled_data_with_a_45_day_term() {
+    check(
+        "data",
+        "tests/expected/bundled/as_of=2021-03-01,term=45",
+        &["as_of=2021-03-01", "payment_term_days=45"],
+    );
+}
+
+#[test]
+fn edge_data_set() {
+    // Unknown SKUs and accounts, invoices without line items, the 30/31-day boundary,
+    // CRLF and blank lines in addresses, shared item names: see HAND_COMPUTED.md.
+    let out = tempfile::tempdir().unwrap();
+    let params = ["as_of=2024-03-31"];
+    for p in ["late_payment", "product_mix"] {
+        run_bundled(p, "tests/data/edge", &params, out.path());
+        assert_csv_eq(
+            &out.path().join(format!("{p}.csv")),
+            &repo().join(format!("tests/expected/edge/as_of=2024-03-31/{p}.csv")),
+        );
+    }
+}
