@@ -147,12 +147,20 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
         )
     }
 
     pub fn is_arithmetic(self) -> bool {
-        matches!(self, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod)
+        matches!(
+            self,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+        )
     }
 }
 
@@ -187,12 +195,18 @@ impl Expr {
     pub fn for_each_child(&self, f: &mut dyn FnMut(&Expr)) {
         match self {
             Expr::Column(_) | Expr::Literal(_) => {}
-            Expr::Unary { expr, .. } | Expr::Cast { expr, .. } | Expr::IsNull { expr, .. } => f(expr),
+            Expr::Unary { expr, .. } | Expr::Cast { expr, .. } | Expr::IsNull { expr, .. } => {
+                f(expr)
+            }
             Expr::Binary { left, right, .. } => {
                 f(left);
                 f(right);
             }
-            Expr::Case { operand, branches, otherwise } => {
+            Expr::Case {
+                operand,
+                branches,
+                otherwise,
+            } => {
                 if let Some(o) = operand {
                     f(o);
                 }
@@ -209,7 +223,9 @@ impl Expr {
                 f(expr);
                 list.iter().for_each(f);
             }
-            Expr::Between { expr, low, high, .. } => {
+            Expr::Between {
+                expr, low, high, ..
+            } => {
                 f(expr);
                 f(low);
                 f(high);

@@ -51,11 +51,17 @@ pub(crate) fn column_type(name: &str, schema: &Schema) -> Result<DataType, ExprE
     }
     let hint = suggest::hint(name, schema.names());
     let quote_hint = (hint.is_none()).then(|| {
-        format!("if you meant the text \"{name}\", write it in single quotes: '{}'", name.replace('\'', "''"))
+        format!(
+            "if you meant the text \"{name}\", write it in single quotes: '{}'",
+            name.replace('\'', "''")
+        )
     });
-    Err(ExprError::new(format!("column `{name}` not found; {}", schema.describe_columns()))
-        .maybe_hint(hint)
-        .maybe_hint(quote_hint))
+    Err(ExprError::new(format!(
+        "column `{name}` not found; {}",
+        schema.describe_columns()
+    ))
+    .maybe_hint(hint)
+    .maybe_hint(quote_hint))
 }
 
 /// The type of `e` given its children's types, in [`Expr::for_each_child`] order.
@@ -64,35 +70,70 @@ pub(crate) fn node_type(e: &Expr, types: &[DataType]) -> Result<DataType, ExprEr
         Expr::Column(_) | Expr::Literal(_) => unreachable_leaf(e),
         Expr::Unary { op, expr } => unary_type(*op, expr, &types[0]),
         Expr::Binary { op, left, right } => binary_type(*op, left, &types[0], right, &types[1]),
-        Expr::Case { operand, branches, otherwise } => case_type(operand.as_deref(), branches, otherwise.as_deref(), types),
+        Expr::Case {
+            operand,
+            branches,
+            otherwise,
+        } => case_type(operand.as_deref(), branches, otherwise.as_deref(), types),
         Expr::Function { name, args } => functions::result_type(*name, args, types),
         Expr::Cast { expr, to, .. } => cast_type(expr, &types[0], to),
         Expr::IsNull { .. } => Ok(DataType::Bool),
         Expr::InList { expr, list, .. } => {
             let mut items = vec![(&**expr, &types[0])];
             items.extend(list.iter().zip(&types[1..]));
-            common_type(&items).map_err(|(i, j)| describe_mismatch("IN compares values of different types".into(), items[i], items[j]))?;
+            common_type(&items).map_err(|(i, j)| {
+                describe_mismatch(
+                    "IN compares values of different types".into(),
+                    items[i],
+                    items[j],
+                )
+            })?;
             Ok(DataType::Bool)
         }
-        Expr::Between { expr, low, high, .. } => {
-            let items = [(&**expr, &types[0]), (&**low, &types[1]), (&**high, &types[2])];
-            let t = common_type(&items)
-                .map_err(|(i, j)| describe_mismatch("BETWEEN compares values of different types".into(), items[i], items[j]))?;
+        Expr::Between {
+            expr, low, high, ..
+        } => {
+            let items = [
+                (&**expr, &types[0]),
+                (&**low, &types[1]),
+                (&**high, &types[2]),
+            ];
+            let t = common_type(&items).map_err(|(i, j)| {
+                describe_mismatch(
+                    "BETWEEN compares values of different types".into(),
+                    items[i],
+                    items[j],
+                )
+            })?;
             if !is_orderable(&t) {
-                return Err(ExprError::new(format!("BETWEEN cannot order values of type {t}")));
+                return Err(ExprError::new(format!(
+                    "BETWEEN cannot order values of type {t}"
+                )));
             }
             Ok(DataType::Bool)
         }
-        Expr::Like { expr, pattern, case_insensitive, .. } => {
+        Expr::Like {
+            expr,
+            pattern,
+            case_insensitive,
+            ..
+        } => {
             let kw = if *case_insensitive { "ILIKE" } else { "LIKE" };
             if !is_string(&types[0]) {
-                return Err(ExprError::new(format!("{kw} applies to strings, but `{expr}` is {}", types[0]))
-                    .hint(format!("convert it with CAST({expr} AS string)")));
+                return Err(ExprError::new(format!(
+                    "{kw} applies to strings, but `{expr}` is {}",
+                    types[0]
+                ))
+                .hint(format!("convert it with CAST({expr} AS string)")));
             }
             match &**pattern {
                 Expr::Literal(Literal::String(_) | Literal::Null) => Ok(DataType::Bool),
-                other => Err(ExprError::new(format!("the {kw} pattern must be a string literal, got `{other}`"))
-                    .hint("compare with another column using =, starts_with(), ends_with() or contains()")),
+                other => Err(ExprError::new(format!(
+                    "the {kw} pattern must be a string literal, got `{other}`"
+                ))
+                .hint(
+                    "compare with another column using =, starts_with(), ends_with() or contains()",
+                )),
             }
         }
     }
@@ -102,27 +143,43 @@ fn unreachable_leaf(e: &Expr) -> Result<DataType, ExprError> {
     // Leaves are typed directly by the callers; answer sensibly anyway rather than panic.
     match e {
         Expr::Literal(l) => Ok(l.data_type()),
-        _ => Err(ExprError::new(format!("internal error: cannot type `{e}` without a schema"))),
+        _ => Err(ExprError::new(format!(
+            "internal error: cannot type `{e}` without a schema"
+        ))),
     }
 }
 
 fn unary_type(op: UnaryOp, expr: &Expr, t: &DataType) -> Result<DataType, ExprError> {
     match op {
         UnaryOp::Neg if t.is_numeric() => Ok(t.clone()),
-        UnaryOp::Neg => Err(ExprError::new(format!("cannot negate `{expr}`, which is {t}"))),
+        UnaryOp::Neg => Err(ExprError::new(format!(
+            "cannot negate `{expr}`, which is {t}"
+        ))),
         UnaryOp::Not if is_bool(t) => Ok(DataType::Bool),
-        UnaryOp::Not => Err(ExprError::new(format!("NOT needs a bool, but `{expr}` is {t}"))
-            .hint(format!("compare it to something, e.g. NOT ({expr} IS NULL)"))),
+        UnaryOp::Not => Err(
+            ExprError::new(format!("NOT needs a bool, but `{expr}` is {t}")).hint(format!(
+                "compare it to something, e.g. NOT ({expr} IS NULL)"
+            )),
+        ),
     }
 }
 
-pub(crate) fn binary_type(op: BinaryOp, l: &Expr, lt: &DataType, r: &Expr, rt: &DataType) -> Result<DataType, ExprError> {
+pub(crate) fn binary_type(
+    op: BinaryOp,
+    l: &Expr,
+    lt: &DataType,
+    r: &Expr,
+    rt: &DataType,
+) -> Result<DataType, ExprError> {
     use BinaryOp::*;
     match op {
         And | Or => {
             for (e, t) in [(l, lt), (r, rt)] {
                 if !is_bool(t) {
-                    return Err(ExprError::new(format!("{} needs bool operands, but `{e}` is {t}", op.symbol())));
+                    return Err(ExprError::new(format!(
+                        "{} needs bool operands, but `{e}` is {t}",
+                        op.symbol()
+                    )));
                 }
             }
             Ok(DataType::Bool)
@@ -130,14 +187,17 @@ pub(crate) fn binary_type(op: BinaryOp, l: &Expr, lt: &DataType, r: &Expr, rt: &
         Concat => {
             for (e, t) in [(l, lt), (r, rt)] {
                 if !is_scalar(t) {
-                    return Err(ExprError::new(format!("|| cannot join `{e}`, which is {t}")));
+                    return Err(ExprError::new(format!(
+                        "|| cannot join `{e}`, which is {t}"
+                    )));
                 }
             }
             Ok(DataType::String)
         }
         Eq | NotEq | Lt | LtEq | Gt | GtEq => {
-            let t = common_type(&[(l, lt), (r, rt)])
-                .map_err(|_| describe_mismatch(format!("cannot compare {lt} with {rt}"), (l, lt), (r, rt)))?;
+            let t = common_type(&[(l, lt), (r, rt)]).map_err(|_| {
+                describe_mismatch(format!("cannot compare {lt} with {rt}"), (l, lt), (r, rt))
+            })?;
             if !is_orderable(&t) {
                 return Err(ExprError::new(format!("cannot compare values of type {t}")));
             }
@@ -157,15 +217,27 @@ pub(crate) fn binary_type(op: BinaryOp, l: &Expr, lt: &DataType, r: &Expr, rt: &
             ));
             let temporal = |t: &DataType| t.is_temporal();
             if op == Sub && temporal(lt) && temporal(rt) {
-                err = err.hint(format!("use date_diff_days({l}, {r}) for the number of days between two dates"));
+                err = err.hint(format!(
+                    "use date_diff_days({l}, {r}) for the number of days between two dates"
+                ));
             } else if matches!(op, Add | Sub) && (temporal(lt) || temporal(rt)) {
                 let (d, n) = if temporal(lt) { (l, r) } else { (r, l) };
-                let n = if op == Sub { format!("-({n})") } else { n.to_string() };
-                err = err.hint(format!("use date_add_days({d}, {n}) to shift a date by days"));
+                let n = if op == Sub {
+                    format!("-({n})")
+                } else {
+                    n.to_string()
+                };
+                err = err.hint(format!(
+                    "use date_add_days({d}, {n}) to shift a date by days"
+                ));
             } else if op == Add && (*lt == DataType::String || *rt == DataType::String) {
-                err = err.hint(format!("use {l} || {r} or concat({l}, {r}) to join strings"));
+                err = err.hint(format!(
+                    "use {l} || {r} or concat({l}, {r}) to join strings"
+                ));
             } else if *lt == DataType::String || *rt == DataType::String {
-                err = err.hint("convert strings to numbers with CAST(x AS float64) or TRY_CAST(x AS float64)");
+                err = err.hint(
+                    "convert strings to numbers with CAST(x AS float64) or TRY_CAST(x AS float64)",
+                );
             }
             Err(err)
         }
@@ -179,7 +251,9 @@ fn case_type(
     types: &[DataType],
 ) -> Result<DataType, ExprError> {
     if branches.is_empty() {
-        return Err(ExprError::new("CASE needs at least one WHEN ... THEN ... branch"));
+        return Err(ExprError::new(
+            "CASE needs at least one WHEN ... THEN ... branch",
+        ));
     }
     let mut i = 0;
     let operand_item = operand.map(|o| {
@@ -200,23 +274,39 @@ fn case_type(
         Some(op) => {
             let mut items = vec![op];
             items.extend(conds.iter().copied());
-            common_type(&items)
-                .map_err(|(a, b)| describe_mismatch("CASE compares values of different types".into(), items[a], items[b]))?;
+            common_type(&items).map_err(|(a, b)| {
+                describe_mismatch(
+                    "CASE compares values of different types".into(),
+                    items[a],
+                    items[b],
+                )
+            })?;
         }
         None => {
             for (w, t) in &conds {
                 if !is_bool(t) {
-                    return Err(ExprError::new(format!("a CASE WHEN condition must be bool, but `{w}` is {t}")));
+                    return Err(ExprError::new(format!(
+                        "a CASE WHEN condition must be bool, but `{w}` is {t}"
+                    )));
                 }
             }
         }
     }
-    common_type(&results)
-        .map_err(|(a, b)| describe_mismatch("CASE branches return different types".into(), results[a], results[b]))
+    common_type(&results).map_err(|(a, b)| {
+        describe_mismatch(
+            "CASE branches return different types".into(),
+            results[a],
+            results[b],
+        )
+    })
 }
 
 /// Which casts make sense; the rest are user errors rather than runtime surprises.
-pub(crate) fn cast_type(expr: &Expr, from: &DataType, to: &DataType) -> Result<DataType, ExprError> {
+pub(crate) fn cast_type(
+    expr: &Expr,
+    from: &DataType,
+    to: &DataType,
+) -> Result<DataType, ExprError> {
     use DataType::*;
     let ok = match (from, to) {
         (_, List(_)) => false,
@@ -243,7 +333,9 @@ pub(crate) fn cast_type(expr: &Expr, from: &DataType, to: &DataType) -> Result<D
 /// A string literal read as a date or timestamp, for comparisons such as
 /// `date_issued >= '2024-01-01'`.
 pub(crate) fn literal_as(e: &Expr, target: &DataType) -> Option<Literal> {
-    let Expr::Literal(Literal::String(s)) = e else { return None };
+    let Expr::Literal(Literal::String(s)) = e else {
+        return None;
+    };
     match target {
         DataType::Date => parse_date(s).map(Literal::Date),
         DataType::Datetime => parse_timestamp(s).map(Literal::Timestamp),
@@ -260,7 +352,12 @@ pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
 /// midnight.
 pub(crate) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t);
         }
@@ -308,7 +405,11 @@ pub(crate) fn common_type(items: &[(&Expr, &DataType)]) -> Result<DataType, (usi
 }
 
 /// "cannot compare int64 with string: `a` is int64 but `b` is string" plus fix-it hints.
-pub(crate) fn describe_mismatch(what: String, (e1, t1): (&Expr, &DataType), (e2, t2): (&Expr, &DataType)) -> ExprError {
+pub(crate) fn describe_mismatch(
+    what: String,
+    (e1, t1): (&Expr, &DataType),
+    (e2, t2): (&Expr, &DataType),
+) -> ExprError {
     let mut err = ExprError::new(format!("{what}: `{e1}` is {t1} but `{e2}` is {t2}"));
     for ((e, t), (_, other)) in [((e1, t1), (e2, t2)), ((e2, t2), (e1, t1))] {
         if *t != DataType::String || !other.is_temporal() {
@@ -321,8 +422,11 @@ pub(crate) fn describe_mismatch(what: String, (e1, t1): (&Expr, &DataType), (e2,
             _ => err.hint(format!("parse the string first, e.g. to_date({e}, 'yyyy-mm-dd')")),
         };
     }
-    if (t1.is_numeric() && *t2 == DataType::String) || (t2.is_numeric() && *t1 == DataType::String) {
-        err = err.hint("convert with CAST(x AS float64) / CAST(x AS string) so both sides have one type");
+    if (t1.is_numeric() && *t2 == DataType::String) || (t2.is_numeric() && *t1 == DataType::String)
+    {
+        err = err.hint(
+            "convert with CAST(x AS float64) / CAST(x AS string) so both sides have one type",
+        );
     }
     err
 }

@@ -18,7 +18,8 @@ const ELEMENTS: &str = "yyyy, yy, mm, m, dd, d, HH, H, MM, SS (and T as a separa
 /// Converts a pattern to a strftime format string.
 pub fn to_strftime(pattern: &str) -> Result<String, ExprError> {
     if pattern.trim().is_empty() {
-        return Err(ExprError::new("the date format is empty").hint(format!("use elements such as {ELEMENTS}")));
+        return Err(ExprError::new("the date format is empty")
+            .hint(format!("use elements such as {ELEMENTS}")));
     }
     if pattern.contains('%') {
         validate_strftime(pattern)?;
@@ -53,8 +54,12 @@ pub fn to_strftime(pattern: &str) -> Result<String, ExprError> {
             "SS" => "%S",
             "T" => "T",
             _ => {
-                let mut e = ExprError::new(format!("unknown element `{run}` in date format '{pattern}'"))
-                    .hint(format!("pattern elements are {ELEMENTS}; or write a strftime format such as %d/%m/%Y"));
+                let mut e = ExprError::new(format!(
+                    "unknown element `{run}` in date format '{pattern}'"
+                ))
+                .hint(format!(
+                    "pattern elements are {ELEMENTS}; or write a strftime format such as %d/%m/%Y"
+                ));
                 if matches!(run.as_str(), "YYYY" | "YY" | "DD" | "D") {
                     e = e.hint("years and days are written in lower case: yyyy, dd");
                 } else if matches!(run.as_str(), "hh" | "h" | "ss" | "s") {
@@ -70,8 +75,10 @@ pub fn to_strftime(pattern: &str) -> Result<String, ExprError> {
         i = j;
     }
     if fields == 0 {
-        return Err(ExprError::new(format!("date format '{pattern}' has no date or time elements"))
-            .hint(format!("use elements such as {ELEMENTS}")));
+        return Err(ExprError::new(format!(
+            "date format '{pattern}' has no date or time elements"
+        ))
+        .hint(format!("use elements such as {ELEMENTS}")));
     }
     Ok(out)
 }
@@ -80,7 +87,10 @@ pub fn to_strftime(pattern: &str) -> Result<String, ExprError> {
 /// chrono accepts (`%d` reads `6` and `06`), but polars only takes its fast parser for
 /// plain `%d`/`%m`/`%H` (falling back to chrono per value when a value is unpadded).
 pub fn for_parsing(strftime: &str) -> String {
-    strftime.replace("%-d", "%d").replace("%-m", "%m").replace("%-H", "%H")
+    strftime
+        .replace("%-d", "%d")
+        .replace("%-m", "%m")
+        .replace("%-H", "%H")
 }
 
 fn validate_strftime(fmt: &str) -> Result<(), ExprError> {
@@ -101,7 +111,10 @@ mod tests {
         assert_eq!(to_strftime("dd/mm/yyyy").unwrap(), "%d/%m/%Y");
         assert_eq!(to_strftime("yyyy-mm-dd").unwrap(), "%Y-%m-%d");
         assert_eq!(to_strftime("m/d/yy").unwrap(), "%-m/%-d/%y");
-        assert_eq!(to_strftime("yyyy-mm-dd HH:MM:SS").unwrap(), "%Y-%m-%d %H:%M:%S");
+        assert_eq!(
+            to_strftime("yyyy-mm-dd HH:MM:SS").unwrap(),
+            "%Y-%m-%d %H:%M:%S"
+        );
         assert_eq!(to_strftime("yyyy-mm-ddTHH:MM").unwrap(), "%Y-%m-%dT%H:%M");
         assert_eq!(to_strftime("yyyymmdd").unwrap(), "%Y%m%d");
     }

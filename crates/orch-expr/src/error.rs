@@ -15,7 +15,10 @@ pub struct ExprError {
 
 impl ExprError {
     pub fn new(message: impl Into<String>) -> Self {
-        ExprError { message: message.into(), hints: Vec::new() }
+        ExprError {
+            message: message.into(),
+            hints: Vec::new(),
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

@@ -127,9 +127,8 @@ impl Func {
             Substr => (2, Some(3)),
             Nullif | RegexpLike | StartsWith | EndsWith | Contains | DateDiffDays | DateAddDays
             | FormatDate => (2, Some(2)),
-            Abs | Floor | Ceil | Lower | Upper | Trim | Ltrim | Rtrim | Length | Year | Month | Day => {
-                (1, Some(1))
-            }
+            Abs | Floor | Ceil | Lower | Upper | Trim | Ltrim | Rtrim | Length | Year | Month
+            | Day => (1, Some(1)),
         }
     }
 }
@@ -154,8 +153,22 @@ pub(crate) const WALL_CLOCK: &[&str] = &[
 
 /// Aggregates, which belong in aggregate steps rather than row expressions.
 pub(crate) const AGGREGATES: &[&str] = &[
-    "sum", "count", "avg", "mean", "min", "max", "first", "last", "median", "stddev", "variance",
-    "count_distinct", "array_agg", "string_agg", "collect_list", "collect_set",
+    "sum",
+    "count",
+    "avg",
+    "mean",
+    "min",
+    "max",
+    "first",
+    "last",
+    "median",
+    "stddev",
+    "variance",
+    "count_distinct",
+    "array_agg",
+    "string_agg",
+    "collect_list",
+    "collect_set",
 ];
 
 static FUNCTIONS: &[FunctionDoc] = &[
@@ -349,7 +362,11 @@ static FUNCTIONS: &[FunctionDoc] = &[
 
 /// Typing of one call whose arguments all type-checked. `args` are the argument
 /// expressions (some parameters must be literals), `types` their types.
-pub(crate) fn result_type(f: Func, args: &[Expr], types: &[DataType]) -> Result<DataType, ExprError> {
+pub(crate) fn result_type(
+    f: Func,
+    args: &[Expr],
+    types: &[DataType],
+) -> Result<DataType, ExprError> {
     let (min, max) = f.arity();
     if args.len() < min || max.is_some_and(|m| args.len() > m) {
         let want = match max {
@@ -357,8 +374,10 @@ pub(crate) fn result_type(f: Func, args: &[Expr], types: &[DataType]) -> Result<
             Some(m) => format!("{min} to {m} arguments"),
             None => format!("at least {min} argument{}", if min == 1 { "" } else { "s" }),
         };
-        return Err(ExprError::new(format!("{} expects {want}, got {}", f.name(), args.len()))
-            .hint(format!("usage: {}", f.doc().signature)));
+        return Err(
+            ExprError::new(format!("{} expects {want}, got {}", f.name(), args.len()))
+                .hint(format!("usage: {}", f.doc().signature)),
+        );
     }
     let a = Args { f, args, types };
     use Func::*;
@@ -366,7 +385,11 @@ pub(crate) fn result_type(f: Func, args: &[Expr], types: &[DataType]) -> Result<
         Coalesce => a.common(0..args.len())?,
         Nullif => {
             a.common(0..2)?;
-            if types[0] == DataType::Null { types[1].clone() } else { types[0].clone() }
+            if types[0] == DataType::Null {
+                types[1].clone()
+            } else {
+                types[0].clone()
+            }
         }
         If => {
             a.want(0, is_bool, "a bool")?;
@@ -387,7 +410,10 @@ pub(crate) fn result_type(f: Func, args: &[Expr], types: &[DataType]) -> Result<
         Least | Greatest => {
             let t = a.common(0..args.len())?;
             if !is_orderable(&t) {
-                return Err(ExprError::new(format!("{} cannot order values of type {t}", f.name())));
+                return Err(ExprError::new(format!(
+                    "{} cannot order values of type {t}",
+                    f.name()
+                )));
             }
             t
         }
@@ -440,7 +466,11 @@ pub(crate) fn result_type(f: Func, args: &[Expr], types: &[DataType]) -> Result<
             if args.len() == 2 {
                 a.date_format(1)?;
             }
-            if f == ToDate { DataType::Date } else { DataType::Datetime }
+            if f == ToDate {
+                DataType::Date
+            } else {
+                DataType::Datetime
+            }
         }
         DateDiffDays => {
             a.date_like(0)?;
@@ -483,7 +513,13 @@ pub(crate) fn is_scalar(t: &DataType) -> bool {
 pub(crate) fn is_orderable(t: &DataType) -> bool {
     matches!(
         t,
-        DataType::Int64 | DataType::Float64 | DataType::String | DataType::Date | DataType::Datetime | DataType::Bool | DataType::Null
+        DataType::Int64
+            | DataType::Float64
+            | DataType::String
+            | DataType::Date
+            | DataType::Datetime
+            | DataType::Bool
+            | DataType::Null
     )
 }
 
@@ -500,17 +536,25 @@ impl Args<'_> {
         if ok(t) {
             return Ok(t.clone());
         }
-        let mut e = ExprError::new(format!("{} expects {what} as argument {}, got {t}", self.f.name(), i + 1));
+        let mut e = ExprError::new(format!(
+            "{} expects {what} as argument {}, got {t}",
+            self.f.name(),
+            i + 1
+        ));
         if what == "a string" {
             e = e.hint(format!("convert it with CAST({} AS string)", self.args[i]));
         } else if what.starts_with("a number") && *t == DataType::String {
-            e = e.hint(format!("convert it with CAST({} AS float64) or TRY_CAST", self.args[i]));
+            e = e.hint(format!(
+                "convert it with CAST({} AS float64) or TRY_CAST",
+                self.args[i]
+            ));
         }
         Err(e.hint(format!("usage: {}", self.f.doc().signature)))
     }
 
     fn common(&self, range: std::ops::Range<usize>) -> Result<DataType, ExprError> {
-        let items: Vec<(&Expr, &DataType)> = range.map(|i| (&self.args[i], &self.types[i])).collect();
+        let items: Vec<(&Expr, &DataType)> =
+            range.map(|i| (&self.args[i], &self.types[i])).collect();
         common_type(&items).map_err(|(i, j)| {
             describe_mismatch(
                 format!("the arguments of {} must have a common type", self.f.name()),
@@ -537,7 +581,13 @@ impl Args<'_> {
         regex::Regex::new(pat).map(|_| ()).map_err(|e| {
             // regex errors span several lines with a caret; the last line says what is wrong.
             let text = e.to_string();
-            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&text).trim().to_string();
+            let reason = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(&text)
+                .trim()
+                .to_string();
             ExprError::new(format!(
                 "invalid regular expression '{pat}' in argument {} of {}: {}",
                 i + 1,
@@ -550,11 +600,14 @@ impl Args<'_> {
 
     fn date_format(&self, i: usize) -> Result<String, ExprError> {
         let fmt = self.string_literal(i, "the format")?;
-        datefmt::to_strftime(fmt).map_err(|e| {
-            ExprError {
-                message: format!("bad date format in argument {} of {}: {}", i + 1, self.f.name(), e.message),
-                hints: e.hints,
-            }
+        datefmt::to_strftime(fmt).map_err(|e| ExprError {
+            message: format!(
+                "bad date format in argument {} of {}: {}",
+                i + 1,
+                self.f.name(),
+                e.message
+            ),
+            hints: e.hints,
         })
     }
 
@@ -586,7 +639,10 @@ impl Args<'_> {
             i + 1
         ));
         if *t == DataType::String {
-            e = e.hint(format!("parse strings with to_date({}, 'yyyy-mm-dd')", self.args[i]));
+            e = e.hint(format!(
+                "parse strings with to_date({}, 'yyyy-mm-dd')",
+                self.args[i]
+            ));
         }
         Err(e.hint(format!("usage: {}", self.f.doc().signature)))
     }

@@ -59,7 +59,9 @@ impl Expr {
             let more = errs.len().saturating_sub(1);
             let mut first = errs.swap_remove(0);
             if more > 0 {
-                first.hints.push(format!("and {more} more problem(s) in this expression"));
+                first
+                    .hints
+                    .push(format!("and {more} more problem(s) in this expression"));
             }
             return Err(first);
         }
@@ -73,7 +75,10 @@ fn lower(e: &Expr, schema: &Schema) -> Result<Lowered, ExprError> {
     match e {
         Expr::Column(name) => Ok((pl::col(name.as_str()), column_type(name, schema)?)),
         Expr::Literal(l) => Ok((lit(l), l.data_type())),
-        Expr::Binary { op: BinaryOp::Concat, .. } => {
+        Expr::Binary {
+            op: BinaryOp::Concat,
+            ..
+        } => {
             // a || b || c becomes one concat_str over all parts rather than nested pairs.
             let mut leaves = Vec::new();
             concat_leaves(e, &mut leaves);
@@ -81,7 +86,9 @@ fn lower(e: &Expr, schema: &Schema) -> Result<Lowered, ExprError> {
             for leaf in leaves {
                 let (x, xt) = lower(leaf, schema)?;
                 if !crate::functions::is_scalar(&xt) {
-                    return Err(ExprError::new(format!("|| cannot join `{leaf}`, which is {xt}")));
+                    return Err(ExprError::new(format!(
+                        "|| cannot join `{leaf}`, which is {xt}"
+                    )));
                 }
                 parts.push(as_string(x, &xt));
             }
@@ -110,7 +117,11 @@ fn lower(e: &Expr, schema: &Schema) -> Result<Lowered, ExprError> {
 /// The operands of a left- or right-nested `||` chain, in order.
 fn concat_leaves<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match e {
-        Expr::Binary { op: BinaryOp::Concat, left, right } => {
+        Expr::Binary {
+            op: BinaryOp::Concat,
+            left,
+            right,
+        } => {
             concat_leaves(left, out);
             concat_leaves(right, out);
         }
@@ -128,8 +139,8 @@ fn lit(l: &Literal) -> pl::Expr {
         Literal::Bool(b) => pl::lit(*b),
         // Typed: polars' plain `lit` makes "dynamic" numbers that take the type of whatever
         // they meet (or int32 alone); our literals are int64/float64.
-        Literal::Int(i) => pl::typed_lit(*i),
-        Literal::Float(f) => pl::typed_lit(*f),
+        Literal::Int(i) => pl::Expr::Literal(pl::Scalar::from(*i).into()),
+        Literal::Float(f) => pl::Expr::Literal(pl::Scalar::from(*f).into()),
         Literal::String(s) => pl::lit(s.clone()),
         Literal::Date(d) => pl::lit(days_since_epoch(d)).cast(pl::DataType::Date),
         Literal::Timestamp(t) => pl::lit(t.and_utc().timestamp_micros())
@@ -139,7 +150,8 @@ fn lit(l: &Literal) -> pl::Expr {
 
 fn days_since_epoch(d: &chrono::NaiveDate) -> i32 {
     // Dates come from chrono, whose range (±262,000 years) fits i32 days.
-    (d.signed_duration_since(chrono::NaiveDate::default()).num_days()) as i32
+    (d.signed_duration_since(chrono::NaiveDate::default())
+        .num_days()) as i32
 }
 
 /// Converts a value of type `from` to `to` where the typing rules allow it implicitly.
@@ -177,13 +189,19 @@ fn as_string(pe: pl::Expr, from: &DataType) -> pl::Expr {
 
 /// The common type of several children, for coercing them together.
 fn common(srcs: &[&Expr], children: &[Lowered]) -> DataType {
-    let items: Vec<(&Expr, &DataType)> = srcs.iter().copied().zip(children.iter().map(|(_, t)| t)).collect();
+    let items: Vec<(&Expr, &DataType)> = srcs
+        .iter()
+        .copied()
+        .zip(children.iter().map(|(_, t)| t))
+        .collect();
     // `check` already accepted these, so the common type exists.
     common_type(&items).unwrap_or(DataType::Null)
 }
 
 fn polars_err(e: pl::PolarsError) -> ExprError {
-    ExprError::new(format!("internal error building the polars expression: {e}"))
+    ExprError::new(format!(
+        "internal error building the polars expression: {e}"
+    ))
 }
 
 fn lower_node(e: &Expr, mut ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, ExprError> {
@@ -202,16 +220,24 @@ fn lower_node(e: &Expr, mut ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, 
             let l = ch.pop().unwrap_or_else(null_pair);
             binary(*op, left, l, right, r, t)?
         }
-        Expr::Case { operand, branches, otherwise } => {
+        Expr::Case {
+            operand,
+            branches,
+            otherwise,
+        } => {
             let mut it = ch.into_iter();
-            let operand_l = operand.as_ref().map(|_| it.next().unwrap_or_else(null_pair));
+            let operand_l = operand
+                .as_ref()
+                .map(|_| it.next().unwrap_or_else(null_pair));
             let mut pairs = Vec::new();
             for _ in branches {
                 let w = it.next().unwrap_or_else(null_pair);
                 let r = it.next().unwrap_or_else(null_pair);
                 pairs.push((w, r));
             }
-            let else_l = otherwise.as_ref().map(|_| it.next().unwrap_or_else(null_pair));
+            let else_l = otherwise
+                .as_ref()
+                .map(|_| it.next().unwrap_or_else(null_pair));
             // For a simple CASE, the operand and WHEN values meet at their common type.
             let cmp_type = operand.as_ref().map(|o| {
                 let mut srcs = vec![&**o];
@@ -226,10 +252,14 @@ fn lower_node(e: &Expr, mut ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, 
             };
             for ((w_src, r_src), (w, r)) in branches.iter().zip(pairs).rev() {
                 let cond = match (&operand, &operand_l, &cmp_type) {
-                    (Some(o_src), Some(o), Some(ct)) => coerce_child(o_src, o.clone(), ct).eq(coerce_child(w_src, w, ct)),
+                    (Some(o_src), Some(o), Some(ct)) => {
+                        coerce_child(o_src, o.clone(), ct).eq(coerce_child(w_src, w, ct))
+                    }
                     _ => coerce(w.0, &w.1, &DataType::Bool),
                 };
-                acc = pl::when(cond).then(coerce_child(r_src, r, t)).otherwise(acc);
+                acc = pl::when(cond)
+                    .then(coerce_child(r_src, r, t))
+                    .otherwise(acc);
             }
             acc
         }
@@ -246,7 +276,11 @@ fn lower_node(e: &Expr, mut ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, 
                 x.is_null()
             }
         }
-        Expr::InList { expr, list, negated } => {
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => {
             let mut srcs = vec![&**expr];
             srcs.extend(list.iter());
             let ct = common(&srcs, &ch);
@@ -259,7 +293,12 @@ fn lower_node(e: &Expr, mut ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, 
                 membership
             }
         }
-        Expr::Between { expr, low, high, negated } => {
+        Expr::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
             let ct = common(&[&**expr, &**low, &**high], &ch);
             let mut it = ch.into_iter();
             let x = coerce_child(expr, it.next().unwrap_or_else(null_pair), &ct);
@@ -272,7 +311,12 @@ fn lower_node(e: &Expr, mut ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, 
                 inside
             }
         }
-        Expr::Like { pattern, negated, case_insensitive, .. } => {
+        Expr::Like {
+            pattern,
+            negated,
+            case_insensitive,
+            ..
+        } => {
             let x = text(ch.remove(0));
             let matched = match &**pattern {
                 Expr::Literal(Literal::String(p)) => like(x, p, *case_insensitive),
@@ -292,10 +336,19 @@ fn null_pair() -> Lowered {
 }
 
 fn unreachable_leaf() -> Result<pl::Expr, ExprError> {
-    Err(ExprError::new("internal error: leaf expression reached lower_node"))
+    Err(ExprError::new(
+        "internal error: leaf expression reached lower_node",
+    ))
 }
 
-fn binary(op: BinaryOp, l_src: &Expr, l: Lowered, r_src: &Expr, r: Lowered, t: &DataType) -> Result<pl::Expr, ExprError> {
+fn binary(
+    op: BinaryOp,
+    l_src: &Expr,
+    l: Lowered,
+    r_src: &Expr,
+    r: Lowered,
+    t: &DataType,
+) -> Result<pl::Expr, ExprError> {
     use BinaryOp::*;
     Ok(match op {
         And => coerce(l.0, &l.1, &DataType::Bool).and(coerce(r.0, &r.1, &DataType::Bool)),
@@ -327,16 +380,25 @@ fn binary(op: BinaryOp, l_src: &Expr, l: Lowered, r_src: &Expr, r: Lowered, t: &
             // True division; dividing by zero gives NULL (as Spark does) rather than ±inf/NaN.
             let a = coerce(l.0, &l.1, &DataType::Float64);
             let b = coerce(r.0, &r.1, &DataType::Float64);
-            pl::when(b.clone().eq(pl::lit(0.0))).then(null_of(&DataType::Float64)).otherwise(a / b)
+            pl::when(b.clone().eq(pl::lit(0.0)))
+                .then(null_of(&DataType::Float64))
+                .otherwise(a / b)
         }
         Mod => {
             // SQL's remainder takes the dividend's sign (-7 % 3 = -1); polars' % follows the
             // divisor (floored, = 2), so shift results whose sign disagrees. x % 0 is NULL.
             let a = coerce(l.0, &l.1, t);
             let b = coerce(r.0, &r.1, t);
-            let zero = if *t == DataType::Float64 { pl::lit(0.0) } else { pl::lit(0i64) };
+            let zero = if *t == DataType::Float64 {
+                pl::lit(0.0)
+            } else {
+                pl::lit(0i64)
+            };
             let m = a.clone() % b.clone();
-            let wrong_sign = m.clone().neq(zero.clone()).and(m.clone().lt(zero.clone()).neq(a.lt(zero.clone())));
+            let wrong_sign = m
+                .clone()
+                .neq(zero.clone())
+                .and(m.clone().lt(zero.clone()).neq(a.lt(zero.clone())));
             pl::when(b.clone().eq(zero))
                 .then(null_of(t))
                 .otherwise(pl::when(wrong_sign).then(m.clone() - b).otherwise(m))
@@ -344,7 +406,12 @@ fn binary(op: BinaryOp, l_src: &Expr, l: Lowered, r_src: &Expr, r: Lowered, t: &
     })
 }
 
-fn in_list(x: pl::Expr, items: &[Expr], lowered: Vec<Lowered>, ct: &DataType) -> Result<pl::Expr, ExprError> {
+fn in_list(
+    x: pl::Expr,
+    items: &[Expr],
+    lowered: Vec<Lowered>,
+    ct: &DataType,
+) -> Result<pl::Expr, ExprError> {
     let all_literal = items.iter().all(|i| matches!(i, Expr::Literal(_)));
     if !all_literal || matches!(ct, DataType::Null | DataType::List(_)) {
         // General case: a chain of equalities has exactly SQL's NULL semantics.
@@ -360,7 +427,9 @@ fn in_list(x: pl::Expr, items: &[Expr], lowered: Vec<Lowered>, ct: &DataType) ->
     }
     // Literal lists use one hash lookup per row. A NULL in the list turns "not found" into
     // NULL, as in SQL.
-    let has_null = items.iter().any(|i| matches!(i, Expr::Literal(Literal::Null)));
+    let has_null = items
+        .iter()
+        .any(|i| matches!(i, Expr::Literal(Literal::Null)));
     let values: Vec<Literal> = items
         .iter()
         .filter(|i| !matches!(i, Expr::Literal(Literal::Null)))
@@ -375,16 +444,29 @@ fn in_list(x: pl::Expr, items: &[Expr], lowered: Vec<Lowered>, ct: &DataType) ->
         let series = literal_series(&values, ct).map_err(polars_err)?;
         x.is_in(pl::lit(series).implode(false), false)
     };
-    Ok(if has_null && !values.is_empty() { membership.or(null_of(&DataType::Bool)) } else { membership })
+    Ok(if has_null && !values.is_empty() {
+        membership.or(null_of(&DataType::Bool))
+    } else {
+        membership
+    })
 }
 
 fn literal_series(values: &[Literal], t: &DataType) -> pl::PolarsResult<pl::Series> {
     let name = pl::PlSmallStr::EMPTY;
     let s = match t {
-        DataType::Bool => pl::Series::new(name, values.iter().map(|v| matches!(v, Literal::Bool(true))).collect::<Vec<_>>()),
+        DataType::Bool => pl::Series::new(
+            name,
+            values
+                .iter()
+                .map(|v| matches!(v, Literal::Bool(true)))
+                .collect::<Vec<_>>(),
+        ),
         DataType::Int64 => pl::Series::new(
             name,
-            values.iter().map(|v| if let Literal::Int(i) = v { *i } else { 0 }).collect::<Vec<_>>(),
+            values
+                .iter()
+                .map(|v| if let Literal::Int(i) = v { *i } else { 0 })
+                .collect::<Vec<_>>(),
         ),
         DataType::Float64 => pl::Series::new(
             name,
@@ -399,11 +481,29 @@ fn literal_series(values: &[Literal], t: &DataType) -> pl::PolarsResult<pl::Seri
         ),
         DataType::String => pl::Series::new(
             name,
-            values.iter().map(|v| if let Literal::String(s) = v { s.clone() } else { String::new() }).collect::<Vec<_>>(),
+            values
+                .iter()
+                .map(|v| {
+                    if let Literal::String(s) = v {
+                        s.clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect::<Vec<_>>(),
         ),
         DataType::Date => pl::Series::new(
             name,
-            values.iter().map(|v| if let Literal::Date(d) = v { days_since_epoch(d) } else { 0 }).collect::<Vec<_>>(),
+            values
+                .iter()
+                .map(|v| {
+                    if let Literal::Date(d) = v {
+                        days_since_epoch(d)
+                    } else {
+                        0
+                    }
+                })
+                .collect::<Vec<_>>(),
         )
         .cast(&pl::DataType::Date)?,
         DataType::Datetime => pl::Series::new(
@@ -469,7 +569,12 @@ fn cast(x: pl::Expr, from: &DataType, to: &DataType, try_cast: bool) -> pl::Expr
         (DataType::String, DataType::Datetime) => x.str().to_datetime(
             Some(TimeUnit::Microseconds),
             None,
-            StrptimeOptions { format: None, strict, exact: true, cache: true },
+            StrptimeOptions {
+                format: None,
+                strict,
+                exact: true,
+                cache: true,
+            },
             pl::lit("raise"),
         ),
         (DataType::String, DataType::Bool) => string_to_bool(x, strict),
@@ -479,16 +584,28 @@ fn cast(x: pl::Expr, from: &DataType, to: &DataType, try_cast: bool) -> pl::Expr
 
 /// 'true'/'false' (any case, surrounding spaces ignored), also t/f, yes/no, y/n, 1/0.
 fn string_to_bool(x: pl::Expr, strict: bool) -> pl::Expr {
-    let norm = x.clone().str().strip_chars(pl::lit(LiteralValue::untyped_null())).str().to_lowercase();
+    let norm = x
+        .clone()
+        .str()
+        .strip_chars(pl::lit(LiteralValue::untyped_null()))
+        .str()
+        .to_lowercase();
     let set = |words: &[&str]| {
-        let s = pl::Series::new(pl::PlSmallStr::EMPTY, words.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        let s = pl::Series::new(
+            pl::PlSmallStr::EMPTY,
+            words.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        );
         norm.clone().is_in(pl::lit(s).implode(false), false)
     };
     let _ = strict;
     let fallback = null_of(&DataType::Bool);
     pl::when(set(&["true", "t", "yes", "y", "1"]))
         .then(pl::lit(true))
-        .otherwise(pl::when(set(&["false", "f", "no", "n", "0"])).then(pl::lit(false)).otherwise(fallback))
+        .otherwise(
+            pl::when(set(&["false", "f", "no", "n", "0"]))
+                .then(pl::lit(false))
+                .otherwise(fallback),
+        )
 }
 
 fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl::Expr, ExprError> {
@@ -504,7 +621,11 @@ fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl
     let mut next = || it.next().unwrap_or_else(null_pair);
     Ok(match f {
         Coalesce => {
-            let exprs: Vec<pl::Expr> = args.iter().zip(ch).map(|(s, l)| coerce_child(s, l, t)).collect();
+            let exprs: Vec<pl::Expr> = args
+                .iter()
+                .zip(ch)
+                .map(|(s, l)| coerce_child(s, l, t))
+                .collect();
             pl::coalesce(&exprs)
         }
         Nullif => {
@@ -512,7 +633,9 @@ fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl
             let (a, b) = (next(), next());
             let a_cmp = coerce_child(&args[0], a.clone(), &ct);
             let b_cmp = coerce_child(&args[1], b, &ct);
-            pl::when(a_cmp.eq(b_cmp)).then(null_of(t)).otherwise(coerce(a.0, &a.1, t))
+            pl::when(a_cmp.eq(b_cmp))
+                .then(null_of(t))
+                .otherwise(coerce(a.0, &a.1, t))
         }
         If => {
             let c = next();
@@ -561,9 +684,15 @@ fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl
         }
         Lower => text(next()).str().to_lowercase(),
         Upper => text(next()).str().to_uppercase(),
-        Trim => text(next()).str().strip_chars(pl::lit(LiteralValue::untyped_null())),
-        Ltrim => text(next()).str().strip_chars_start(pl::lit(LiteralValue::untyped_null())),
-        Rtrim => text(next()).str().strip_chars_end(pl::lit(LiteralValue::untyped_null())),
+        Trim => text(next())
+            .str()
+            .strip_chars(pl::lit(LiteralValue::untyped_null())),
+        Ltrim => text(next())
+            .str()
+            .strip_chars_start(pl::lit(LiteralValue::untyped_null())),
+        Rtrim => text(next())
+            .str()
+            .strip_chars_end(pl::lit(LiteralValue::untyped_null())),
         Length => text(next()).str().len_chars().cast(pl::DataType::Int64),
         Replace => {
             let x = text(next());
@@ -574,7 +703,11 @@ fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl
                 x.str().replace_all(pl::lit(from), pl::lit(to), true)
             }
         }
-        RegexpReplace => text(next()).str().replace_all(pl::lit(str_arg(1)), pl::lit(str_arg(2)), false),
+        RegexpReplace => {
+            text(next())
+                .str()
+                .replace_all(pl::lit(str_arg(1)), pl::lit(str_arg(2)), false)
+        }
         RegexpLike => text(next()).str().contains(pl::lit(str_arg(1)), true),
         Concat => {
             let parts: Vec<pl::Expr> = ch.into_iter().map(|(x, xt)| as_string(x, &xt)).collect();
@@ -608,11 +741,17 @@ fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl
                 "%Y-%m-%d %H:%M:%S".to_string()
             };
             // Not strict: values that do not match become NULL instead of failing the run.
-            let opts = StrptimeOptions { format: Some(fmt.into()), strict: false, exact: true, cache: true };
+            let opts = StrptimeOptions {
+                format: Some(fmt.into()),
+                strict: false,
+                exact: true,
+                cache: true,
+            };
             if f == ToDate {
                 x.str().to_date(opts)
             } else {
-                x.str().to_datetime(Some(TimeUnit::Microseconds), None, opts, pl::lit("raise"))
+                x.str()
+                    .to_datetime(Some(TimeUnit::Microseconds), None, opts, pl::lit("raise"))
             }
         }
         DateDiffDays => {
@@ -627,7 +766,8 @@ fn function(f: Func, args: &[Expr], ch: Vec<Lowered>, t: &DataType) -> Result<pl
             match t {
                 DataType::Datetime => {
                     let base = coerce_child(&args[0], d, t);
-                    base + (n * pl::lit(MICROS_PER_DAY)).cast(pl::DataType::Duration(TimeUnit::Microseconds))
+                    base + (n * pl::lit(MICROS_PER_DAY))
+                        .cast(pl::DataType::Duration(TimeUnit::Microseconds))
                 }
                 _ => {
                     let base = coerce_child(&args[0], d, &DataType::Date);
@@ -660,10 +800,13 @@ fn temporal_arg(src: &Expr, l: Lowered) -> pl::Expr {
     match &l.1 {
         DataType::Date | DataType::Datetime => l.0,
         DataType::Null => null_of(&DataType::Date),
-        _ => match literal_as(src, &DataType::Date).or_else(|| literal_as(src, &DataType::Datetime)) {
-            Some(lit_value) => lit(&lit_value),
-            None => l.0,
-        },
+        _ => {
+            match literal_as(src, &DataType::Date).or_else(|| literal_as(src, &DataType::Datetime))
+            {
+                Some(lit_value) => lit(&lit_value),
+                None => l.0,
+            }
+        }
     }
 }
 
@@ -688,7 +831,9 @@ fn round(x: pl::Expr, xt: &DataType, digits: i64) -> pl::Expr {
         DataType::Float64 if digits >= 0 => x.round(digits as u32, RoundMode::HalfAwayFromZero),
         DataType::Float64 | DataType::Int64 if digits < 0 => {
             let p = 10f64.powi((-digits) as i32);
-            let r = (x.cast(pl::DataType::Float64) / pl::lit(p)).round(0, RoundMode::HalfAwayFromZero) * pl::lit(p);
+            let r = (x.cast(pl::DataType::Float64) / pl::lit(p))
+                .round(0, RoundMode::HalfAwayFromZero)
+                * pl::lit(p);
             if *xt == DataType::Int64 {
                 r.cast(pl::DataType::Int64)
             } else {
@@ -700,7 +845,12 @@ fn round(x: pl::Expr, xt: &DataType, digits: i64) -> pl::Expr {
 }
 
 /// SQL substr (1-based; 0 acts as 1; negative counts from the end) on polars' 0-based slice.
-fn substr(x: pl::Expr, start_src: &Expr, start: Lowered, len: Option<(&Expr, Lowered)>) -> pl::Expr {
+fn substr(
+    x: pl::Expr,
+    start_src: &Expr,
+    start: Lowered,
+    len: Option<(&Expr, Lowered)>,
+) -> pl::Expr {
     // polars reads a NULL length as "to the end"; SQL gives NULL for any NULL argument.
     let mut null_if: Vec<pl::Expr> = Vec::new();
     let offset = match start_src {
@@ -709,7 +859,9 @@ fn substr(x: pl::Expr, start_src: &Expr, start: Lowered, len: Option<(&Expr, Low
         _ => {
             let s = coerce(start.0, &start.1, &DataType::Int64);
             null_if.push(s.clone().is_null());
-            pl::when(s.clone().gt(pl::lit(0i64))).then(s.clone() - pl::lit(1i64)).otherwise(s)
+            pl::when(s.clone().gt(pl::lit(0i64)))
+                .then(s.clone() - pl::lit(1i64))
+                .otherwise(s)
         }
     };
     let length = match len {
@@ -718,12 +870,16 @@ fn substr(x: pl::Expr, start_src: &Expr, start: Lowered, len: Option<(&Expr, Low
         Some((_, (l, lt))) => {
             let l = coerce(l, &lt, &DataType::Int64);
             null_if.push(l.clone().is_null());
-            pl::when(l.clone().lt(pl::lit(0i64))).then(pl::lit(0i64)).otherwise(l)
+            pl::when(l.clone().lt(pl::lit(0i64)))
+                .then(pl::lit(0i64))
+                .otherwise(l)
         }
     };
     let sliced = x.str().slice(offset, length);
     match null_if.into_iter().reduce(|a, b| a.or(b)) {
-        Some(cond) => pl::when(cond).then(null_of(&DataType::String)).otherwise(sliced),
+        Some(cond) => pl::when(cond)
+            .then(null_of(&DataType::String))
+            .otherwise(sliced),
         None => sliced,
     }
 }

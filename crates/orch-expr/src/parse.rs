@@ -5,8 +5,9 @@
 //! in the expression text.
 
 use sqlparser::ast::{
-    self as sql, BinaryOperator, CastKind, CeilFloorKind, DateTimeField, FunctionArg, FunctionArgExpr,
-    FunctionArguments, ObjectNamePart, Spanned, TrimWhereField, UnaryOperator, Value,
+    self as sql, BinaryOperator, CastKind, CeilFloorKind, DateTimeField, FunctionArg,
+    FunctionArgExpr, FunctionArguments, ObjectNamePart, Spanned, TrimWhereField, UnaryOperator,
+    Value,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -46,7 +47,10 @@ fn is_binary_operator(t: &Token) -> bool {
         | Token::LtEq
         | Token::GtEq
         | Token::DoubleColon => true,
-        Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::IS),
+        Token::Word(w) => matches!(
+            w.keyword,
+            Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::IS
+        ),
         _ => false,
     }
 }
@@ -57,29 +61,54 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
     // sqlparser is not ours; a panic inside it must still surface as a user error.
     match std::panic::catch_unwind(|| parse_inner(src)) {
         Ok(r) => r,
-        Err(_) => Err(ExprError::new("internal error while parsing the expression")
-            .hint("please report this expression to the orchestrator maintainers")),
+        Err(_) => Err(
+            ExprError::new("internal error while parsing the expression")
+                .hint("please report this expression to the orchestrator maintainers"),
+        ),
     }
 }
 
 fn parse_inner(src: &str) -> Result<Expr, ExprError> {
+    parse_unhinted(src).map_err(|mut e| {
+        const PARAM_HINT: &str =
+            "`${name}` must name a pipeline parameter; undefined parameters are left in the text";
+        if src.contains("${") && !e.hints.iter().any(|h| h == PARAM_HINT) {
+            e.hints.push(PARAM_HINT.to_string());
+        }
+        e
+    })
+}
+
+fn parse_unhinted(src: &str) -> Result<Expr, ExprError> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, src)
         .tokenize_with_location()
         .map_err(|e| syntax_error(src, &e.message, Some((e.location.line, e.location.column))))?;
-    let meaningful = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).count();
+    let meaningful = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .count();
     if meaningful > MAX_TOKENS {
-        return Err(ExprError::new(format!("expression is too long ({meaningful} tokens; at most {MAX_TOKENS})"))
-            .hint("split it into several derive steps"));
+        return Err(ExprError::new(format!(
+            "expression is too long ({meaningful} tokens; at most {MAX_TOKENS})"
+        ))
+        .hint("split it into several derive steps"));
     }
     // Long operator chains parse iteratively but nest deeply; sqlparser's Display, Drop and
     // span code recurse over them, so bound them before building the tree.
-    let operators = tokens.iter().filter(|t| is_binary_operator(&t.token)).count();
+    let operators = tokens
+        .iter()
+        .filter(|t| is_binary_operator(&t.token))
+        .count();
     if operators > MAX_OPERATORS {
-        return Err(ExprError::new(format!("expression is too long ({operators} operators; at most {MAX_OPERATORS})"))
-            .hint("split it into several derive steps, or use IN (...) instead of long OR chains"));
+        return Err(ExprError::new(format!(
+            "expression is too long ({operators} operators; at most {MAX_OPERATORS})"
+        ))
+        .hint("split it into several derive steps, or use IN (...) instead of long OR chains"));
     }
-    if meaningful == 0 || (meaningful == 1 && matches!(tokens.last().map(|t| &t.token), Some(Token::EOF))) {
+    if meaningful == 0
+        || (meaningful == 1 && matches!(tokens.last().map(|t| &t.token), Some(Token::EOF)))
+    {
         return Err(ExprError::new("the expression is empty"));
     }
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
@@ -95,9 +124,13 @@ fn parse_inner(src: &str) -> Result<Expr, ExprError> {
             &format!("unexpected `{}` after a complete expression", next.token),
             Some((next.span.start.line, next.span.start.column)),
         );
-        if matches!(&parsed, sql::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("case")) {
-            err = err.hint("a CASE expression reads CASE WHEN condition THEN value [ELSE value] END");
-        } else if matches!(next.token, Token::Word(_)) || matches!(next.token, Token::DoubleQuotedString(_)) {
+        if matches!(&parsed, sql::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("case"))
+        {
+            err =
+                err.hint("a CASE expression reads CASE WHEN condition THEN value [ELSE value] END");
+        } else if matches!(next.token, Token::Word(_))
+            || matches!(next.token, Token::DoubleQuotedString(_))
+        {
             err = err.hint("is an operator or a comma missing? Column names with spaces need double quotes: \"my column\"");
         }
         return Err(err);
@@ -110,7 +143,9 @@ fn parser_error(src: &str, message: &str) -> ExprError {
     let (text, pos) = match message.rfind(" at Line: ") {
         Some(i) => {
             let loc = &message[i + " at Line: ".len()..];
-            let mut nums = loc.split(", Column: ").map(|n| n.trim().parse::<u64>().ok());
+            let mut nums = loc
+                .split(", Column: ")
+                .map(|n| n.trim().parse::<u64>().ok());
             match (nums.next().flatten(), nums.next().flatten()) {
                 (Some(l), Some(c)) => (&message[..i], Some((l, c))),
                 _ => (message, None),
@@ -119,15 +154,17 @@ fn parser_error(src: &str, message: &str) -> ExprError {
         None => (message, None),
     };
     // "Expected: an expression, found: )" -> "expected an expression, found `)`"
-    let text = match text.strip_prefix("Expected: ").and_then(|r| r.rsplit_once(", found: ")) {
-        Some((want, found)) if found == "EOF" => format!("expected {want}, found the end of the expression"),
+    let text = match text
+        .strip_prefix("Expected: ")
+        .and_then(|r| r.rsplit_once(", found: "))
+    {
+        Some((want, "EOF")) => {
+            format!("expected {want}, found the end of the expression")
+        }
         Some((want, found)) => format!("expected {want}, found `{found}`"),
         None => lowercase_first(text),
     };
     let mut err = syntax_error(src, &text, pos);
-    if src.contains("${") {
-        err = err.hint("`${name}` must name a pipeline parameter; undefined parameters are left in the text");
-    }
     if src.contains('"') {
         err = err.hint("double quotes are for column names; strings use single quotes: 'text'");
     }
@@ -170,14 +207,20 @@ impl Converter<'_> {
         if span.start.line == 0 {
             ExprError::new(message)
         } else {
-            ExprError::new(format!("{message} ({})", position(self.src, span.start.line, span.start.column)))
+            ExprError::new(format!(
+                "{message} ({})",
+                position(self.src, span.start.line, span.start.column)
+            ))
         }
     }
 
     fn unsupported(&self, node: &sql::Expr, what: &str) -> ExprError {
         let text = truncate(&node.to_string(), 60);
-        self.err_at(node, format!("{what} `{text}` is not supported in expressions"))
-            .hint("see docs/expressions.md for the supported syntax and functions")
+        self.err_at(
+            node,
+            format!("{what} `{text}` is not supported in expressions"),
+        )
+        .hint("see docs/expressions.md for the supported syntax and functions")
     }
 
     fn boxed(&self, e: &sql::Expr, depth: usize) -> Result<Box<Expr>, ExprError> {
@@ -191,8 +234,12 @@ impl Converter<'_> {
     fn expr(&self, e: &sql::Expr, depth: usize) -> Result<Expr, ExprError> {
         if depth > MAX_DEPTH {
             // No span here: computing one walks the whole (deep) subtree.
-            return Err(ExprError::new(format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"))
-                .hint("split it into several derive steps, or use IN (...) instead of long OR chains"));
+            return Err(ExprError::new(format!(
+                "expression is nested too deeply (more than {MAX_DEPTH} levels)"
+            ))
+            .hint(
+                "split it into several derive steps, or use IN (...) instead of long OR chains",
+            ));
         }
         let d = depth + 1;
         Ok(match e {
@@ -225,9 +272,9 @@ impl Converter<'_> {
             sql::Expr::Nested(inner) => self.expr(inner, d)?,
             sql::Expr::UnaryOp { op, expr } => match op {
                 UnaryOperator::Plus => self.expr(expr, d)?,
-                UnaryOperator::Minus => match strip_nested(expr) {
-                    // Fold `-5` into one literal so that i64::MIN is writable and so that
-                    // literals print and re-parse identically.
+                UnaryOperator::Minus => match &**expr {
+                    // Fold `-5` (but not `-(5)`) into one literal so that i64::MIN is
+                    // writable and negative literals print and re-parse identically.
                     sql::Expr::Value(sql::ValueWithSpan { value: Value::Number(n, _), .. }) => {
                         Expr::Literal(self.number(e, &format!("-{n}"))?)
                     }
@@ -304,8 +351,11 @@ impl Converter<'_> {
             }
             sql::Expr::Function(f) => self.function(e, f, d)?,
             sql::Expr::Substring { expr, substring_from, substring_for, .. } => {
-                let Some(from) = substring_from else { return Err(self.unsupported(e, "SUBSTRING form")) };
-                let mut args = vec![self.expr(expr, d)?, self.expr(from, d)?];
+                // A missing start is left to the arity check, which explains the usage.
+                let mut args = vec![self.expr(expr, d)?];
+                if let Some(from) = substring_from {
+                    args.push(self.expr(from, d)?);
+                }
                 if let Some(len) = substring_for {
                     args.push(self.expr(len, d)?);
                 }
@@ -392,19 +442,28 @@ impl Converter<'_> {
     fn data_type(&self, node: &sql::Expr, t: &sql::DataType) -> Result<DataType, ExprError> {
         let text = t.to_string();
         // VARCHAR(20), DECIMAL(10, 2): the size does not matter to us.
-        let base = text.split('(').next().unwrap_or(&text).trim().to_ascii_lowercase();
-        let mapped = DataType::parse(&base).or(match base.as_str() {
-            "double precision" | "real" | "numeric" | "float4" | "float8" | "float32" | "dec" => Some(DataType::Float64),
-            "smallint" | "tinyint" | "mediumint" | "int2" | "int4" | "int8" | "int16" | "int32" => Some(DataType::Int64),
-            "char" | "character" | "character varying" | "nvarchar" | "nchar" => Some(DataType::String),
-            _ => None,
-        });
+        let base = text
+            .split('(')
+            .next()
+            .unwrap_or(&text)
+            .trim()
+            .to_ascii_lowercase();
+        let mapped =
+            DataType::parse(&base).or(match base.as_str() {
+                "double precision" | "real" | "numeric" | "float4" | "float8" | "float32"
+                | "dec" => Some(DataType::Float64),
+                "smallint" | "tinyint" | "mediumint" | "int2" | "int4" | "int8" | "int16"
+                | "int32" => Some(DataType::Int64),
+                "char" | "character" | "character varying" | "nvarchar" | "nchar" => {
+                    Some(DataType::String)
+                }
+                _ => None,
+            });
         match mapped {
-            Some(DataType::List(_)) | None => {
-                Err(self.err_at(node, format!("unknown type `{text}` in cast"))
-                    .maybe_hint(suggest::hint(&base, DataType::NAMES.iter().copied()))
-                    .hint("types are bool, int64, float64, string, date, datetime"))
-            }
+            Some(DataType::List(_)) | None => Err(self
+                .err_at(node, format!("unknown type `{text}` in cast"))
+                .maybe_hint(suggest::hint(&base, DataType::NAMES.iter().copied()))
+                .hint("types are bool, int64, float64, string, date, datetime")),
             Some(t) => Ok(t),
         }
     }
@@ -422,7 +481,9 @@ impl Converter<'_> {
         }
         let list = match &f.args {
             // A bare keyword-like word such as `user`: treat it as the column it looks like.
-            FunctionArguments::None if f.name.0.len() == 1 => return Ok(Expr::Column(ident.value.clone())),
+            FunctionArguments::None if f.name.0.len() == 1 => {
+                return Ok(Expr::Column(ident.value.clone()))
+            }
             FunctionArguments::List(l) => l,
             _ => return Err(self.unsupported(node, "function call")),
         };
@@ -445,14 +506,20 @@ impl Converter<'_> {
             match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => args.push(self.expr(x, d)?),
                 FunctionArg::Unnamed(_) => {
-                    let mut err = self.err_at(node, format!("`*` is not a valid argument of `{}`", ident.value));
+                    let mut err = self.err_at(
+                        node,
+                        format!("`*` is not a valid argument of `{}`", ident.value),
+                    );
                     if lname == "count" {
                         err = err.hint("counting rows belongs in an aggregate step");
                     }
                     return Err(err);
                 }
                 _ => {
-                    return Err(self.err_at(node, format!("named arguments are not supported (in `{}`)", ident.value)))
+                    return Err(self.err_at(
+                        node,
+                        format!("named arguments are not supported (in `{}`)", ident.value),
+                    ))
                 }
             }
         }
@@ -461,11 +528,16 @@ impl Converter<'_> {
         }
         let mut err = self.err_at(node, format!("unknown function `{}`", ident.value));
         if AGGREGATES.contains(&lname.as_str()) {
-            err = ExprError::new(format!("`{}` is an aggregate function; a row expression cannot aggregate", ident.value))
-                .hint("aggregations belong in an aggregate step");
+            err = ExprError::new(format!(
+                "`{}` is an aggregate function; a row expression cannot aggregate",
+                ident.value
+            ))
+            .hint("aggregations belong in an aggregate step");
             if matches!(lname.as_str(), "min" | "max") && args.len() > 1 {
                 let alt = if lname == "min" { "least" } else { "greatest" };
-                err = err.hint(format!("for the {lname} of several values in one row use {alt}(a, b, ...)"));
+                err = err.hint(format!(
+                    "for the {lname} of several values in one row use {alt}(a, b, ...)"
+                ));
             }
             return Err(err);
         }
@@ -500,13 +572,6 @@ fn synonym(name: &str) -> Option<&'static str> {
         "endswith" => "ends_with(s, suffix)",
         _ => return None,
     })
-}
-
-fn strip_nested(e: &sql::Expr) -> &sql::Expr {
-    match e {
-        sql::Expr::Nested(inner) => strip_nested(inner),
-        other => other,
-    }
 }
 
 fn truncate(s: &str, max: usize) -> String {

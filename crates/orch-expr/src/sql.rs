@@ -20,13 +20,25 @@ fn write_expr(out: &mut String, e: &Expr) {
         Expr::Column(name) => out.push_str(&quote_ident(name)),
         Expr::Literal(l) => write_literal(out, l),
         Expr::Unary { op, expr } => {
-            // A space after `-` so that `- -5` never reads as a `--` comment.
-            out.push_str(match op {
-                UnaryOp::Neg => "(- ",
-                UnaryOp::Not => "(NOT ",
-            });
-            write_expr(out, expr);
-            out.push(')');
+            match (op, &**expr) {
+                // `-(5)` stays a negation: a bare `-5` would re-parse as the literal -5.
+                (UnaryOp::Neg, Expr::Literal(Literal::Int(_) | Literal::Float(_))) => {
+                    out.push_str("(-(");
+                    write_expr(out, expr);
+                    out.push_str("))");
+                }
+                (UnaryOp::Neg, _) => {
+                    // A space after `-` so that `- -x` never reads as a `--` comment.
+                    out.push_str("(- ");
+                    write_expr(out, expr);
+                    out.push(')');
+                }
+                (UnaryOp::Not, _) => {
+                    out.push_str("(NOT ");
+                    write_expr(out, expr);
+                    out.push(')');
+                }
+            }
         }
         Expr::Binary { op, left, right } => {
             out.push('(');
@@ -35,7 +47,11 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_expr(out, right);
             out.push(')');
         }
-        Expr::Case { operand, branches, otherwise } => {
+        Expr::Case {
+            operand,
+            branches,
+            otherwise,
+        } => {
             out.push_str("CASE");
             if let Some(o) = operand {
                 out.push(' ');
@@ -67,29 +83,55 @@ fn write_expr(out: &mut String, e: &Expr) {
         Expr::IsNull { expr, negated } => {
             out.push('(');
             write_expr(out, expr);
-            out.push_str(if *negated { " IS NOT NULL)" } else { " IS NULL)" });
+            out.push_str(if *negated {
+                " IS NOT NULL)"
+            } else {
+                " IS NULL)"
+            });
         }
-        Expr::InList { expr, list, negated } => {
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => {
             out.push('(');
             write_expr(out, expr);
             out.push_str(if *negated { " NOT IN (" } else { " IN (" });
             write_list(out, list);
             out.push_str("))");
         }
-        Expr::Between { expr, low, high, negated } => {
+        Expr::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
             out.push('(');
             write_expr(out, expr);
-            out.push_str(if *negated { " NOT BETWEEN " } else { " BETWEEN " });
+            out.push_str(if *negated {
+                " NOT BETWEEN "
+            } else {
+                " BETWEEN "
+            });
             write_expr(out, low);
             out.push_str(" AND ");
             write_expr(out, high);
             out.push(')');
         }
-        Expr::Like { expr, pattern, negated, case_insensitive } => {
+        Expr::Like {
+            expr,
+            pattern,
+            negated,
+            case_insensitive,
+        } => {
             out.push('(');
             write_expr(out, expr);
             out.push_str(if *negated { " NOT" } else { "" });
-            out.push_str(if *case_insensitive { " ILIKE " } else { " LIKE " });
+            out.push_str(if *case_insensitive {
+                " ILIKE "
+            } else {
+                " LIKE "
+            });
             write_expr(out, pattern);
             out.push(')');
         }
@@ -119,7 +161,13 @@ fn write_literal(out: &mut String, l: &Literal) {
             let _ = write!(out, "{f:?}");
         }
         Literal::Float(f) => {
-            let text = if f.is_nan() { "NaN" } else if *f > 0.0 { "inf" } else { "-inf" };
+            let text = if f.is_nan() {
+                "NaN"
+            } else if *f > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            };
             let _ = write!(out, "CAST('{text}' AS float64)");
         }
         Literal::String(s) => out.push_str(&quote_string(s)),
@@ -141,9 +189,13 @@ pub fn quote_string(s: &str) -> String {
 /// otherwise double-quoted with inner quotes doubled.
 pub fn quote_ident(name: &str) -> String {
     let mut chars = name.chars();
-    let plain = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !sqlparser::keywords::ALL_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(name));
+        && !sqlparser::keywords::ALL_KEYWORDS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name));
     if plain {
         name.to_string()
     } else {

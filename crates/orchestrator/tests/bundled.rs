@@ -72,16 +72,16 @@ fn check_parquet_matches_csv(parquet: &Path, expected_csv: &Path, pipeline: &str
     let want: Vec<(String, T)> = want.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
     assert_eq!(types, want, "{} schema", parquet.display());
     // Same account ids in the same order as the expected file.
-    let ids: Vec<String> = df.column("account_id").unwrap().i64().unwrap().into_iter().map(|v| v.unwrap().to_string()).collect();
-    let eids: Vec<String> = expected.column("account_id").unwrap().str().unwrap().into_iter().map(|v| v.unwrap().to_string()).collect();
+    let ids: Vec<String> = df.column("account_id").unwrap().i64().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
+    let eids: Vec<String> = expected.column("account_id").unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
     assert_eq!(ids, eids);
     if pipeline == "product_mix" {
         // The list column holds the same names as the CSV's joined text.
         let lists = df.column("sku_types_purchased").unwrap().list().unwrap().clone();
         let texts = expected.column("sku_types_purchased").unwrap().str().unwrap().clone();
-        for (l, t) in lists.into_iter().zip(texts.into_iter()) {
-            let l = l.unwrap();
-            let names: Vec<String> = l.str().unwrap().into_iter().map(|s| s.unwrap().to_string()).collect();
+        for (i, t) in texts.iter().enumerate() {
+            let l = lists.get_as_series(i).unwrap();
+            let names: Vec<String> = l.str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
             assert_eq!(names.join(","), t.unwrap());
         }
     }

@@ -3,7 +3,8 @@
 
 use crate::functions;
 
-const START: &str = "<!-- functions:start (generated from orch_expr::functions(); do not edit by hand) -->";
+const START: &str =
+    "<!-- functions:start (generated from orch_expr::functions(); do not edit by hand) -->";
 const END: &str = "<!-- functions:end -->";
 
 fn docs_path() -> std::path::PathBuf {
@@ -32,7 +33,8 @@ fn reference() -> String {
 #[test]
 fn docs_function_reference_is_generated_from_functions() {
     let path = docs_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
         panic!("{} lacks the function reference markers", path.display())
     };
@@ -52,7 +54,11 @@ fn docs_function_reference_is_generated_from_functions() {
 fn every_function_is_documented() {
     let text = std::fs::read_to_string(docs_path()).expect("docs/expressions.md");
     for f in functions() {
-        assert!(text.contains(&format!("#### {}\n", f.name)), "{} has no section", f.name);
+        assert!(
+            text.contains(&format!("#### {}\n", f.name)),
+            "{} has no section",
+            f.name
+        );
         assert!(text.contains(f.example), "{}'s example is missing", f.name);
         // Every documented example parses.
         let e = crate::parse(&f.example.replace("${as_of}", "2024-03-31"));

@@ -15,7 +15,9 @@ use crate::{from_polars_dtype, parse, to_polars_dtype};
 
 /// A schema from (name, type) pairs.
 pub(crate) fn schema(cols: &[(&str, DataType)]) -> Schema {
-    cols.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+    cols.iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect()
 }
 
 pub(crate) fn date_series(name: &str, values: &[Option<&str>]) -> pl::Column {
@@ -24,11 +26,15 @@ pub(crate) fn date_series(name: &str, values: &[Option<&str>]) -> pl::Column {
         .map(|v| {
             v.map(|s| {
                 let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date");
-                d.signed_duration_since(chrono::NaiveDate::default()).num_days() as i32
+                d.signed_duration_since(chrono::NaiveDate::default())
+                    .num_days() as i32
             })
         })
         .collect();
-    pl::Series::new(name.into(), days).cast(&pl::DataType::Date).expect("date cast").into()
+    pl::Series::new(name.into(), days)
+        .cast(&pl::DataType::Date)
+        .expect("date cast")
+        .into()
 }
 
 pub(crate) fn datetime_series(name: &str, values: &[Option<&str>]) -> pl::Column {
@@ -55,12 +61,29 @@ pub(crate) fn frame() -> pl::DataFrame {
         pl::Series::new("i".into(), [Some(1i64), Some(-7), None, Some(10)]).into(),
         pl::Series::new("j".into(), [Some(2i64), Some(3), None, Some(0)]).into(),
         pl::Series::new("f".into(), [Some(1.5f64), Some(-2.5), None, Some(0.0)]).into(),
-        pl::Series::new("s".into(), [Some("Hello"), Some(" pad "), None, Some("a\r\n\r\nb\nc")]).into(),
+        pl::Series::new(
+            "s".into(),
+            [Some("Hello"), Some(" pad "), None, Some("a\r\n\r\nb\nc")],
+        )
+        .into(),
         pl::Series::new("b".into(), [Some(true), Some(false), None, Some(true)]).into(),
-        date_series("d", &[Some("2024-02-28"), Some("2023-12-31"), None, Some("2020-03-01")]),
+        date_series(
+            "d",
+            &[
+                Some("2024-02-28"),
+                Some("2023-12-31"),
+                None,
+                Some("2020-03-01"),
+            ],
+        ),
         datetime_series(
             "ts",
-            &[Some("2024-02-28 23:30:00"), Some("2023-12-31 00:00:00"), None, Some("2020-03-01 12:00:01")],
+            &[
+                Some("2024-02-28 23:30:00"),
+                Some("2023-12-31 00:00:00"),
+                None,
+                Some("2020-03-01 12:00:01"),
+            ],
         ),
     ])
     .expect("test frame")
@@ -69,7 +92,12 @@ pub(crate) fn frame() -> pl::DataFrame {
 pub(crate) fn frame_schema(df: &pl::DataFrame) -> Schema {
     df.schema()
         .iter()
-        .map(|(n, t)| (n.to_string(), from_polars_dtype(t).expect("supported test dtype")))
+        .map(|(n, t)| {
+            (
+                n.to_string(),
+                from_polars_dtype(t).expect("supported test dtype"),
+            )
+        })
         .collect()
 }
 
@@ -78,7 +106,9 @@ pub(crate) fn try_eval(df: &pl::DataFrame, src: &str) -> Result<pl::Series, Stri
     let schema = frame_schema(df);
     let e = parse(src).map_err(|e| format!("parse: {e}"))?;
     let t = e.check(&schema).map_err(|es| format!("check: {es:?}"))?;
-    let pe = e.to_polars(&schema).map_err(|e| format!("to_polars: {e}"))?;
+    let pe = e
+        .to_polars(&schema)
+        .map_err(|e| format!("to_polars: {e}"))?;
     let out = df
         .clone()
         .lazy()
@@ -87,9 +117,17 @@ pub(crate) fn try_eval(df: &pl::DataFrame, src: &str) -> Result<pl::Series, Stri
         .select([pl::col("out")])
         .collect()
         .map_err(|e| format!("polars: {e}"))?;
-    let s = out.column("out").map_err(|e| e.to_string())?.as_materialized_series().clone();
+    let s = out
+        .column("out")
+        .map_err(|e| e.to_string())?
+        .as_materialized_series()
+        .clone();
     if t != DataType::Null {
-        assert_eq!(s.dtype(), &to_polars_dtype(&t), "dtype of `{src}` (checked as {t})");
+        assert_eq!(
+            s.dtype(),
+            &to_polars_dtype(&t),
+            "dtype of `{src}` (checked as {t})"
+        );
     }
     Ok(s)
 }
@@ -103,7 +141,11 @@ pub(crate) fn ints(df: &pl::DataFrame, src: &str) -> Vec<Option<i64>> {
 }
 
 pub(crate) fn floats(df: &pl::DataFrame, src: &str) -> Vec<Option<f64>> {
-    eval(df, src).f64().expect("float64 result").iter().collect()
+    eval(df, src)
+        .f64()
+        .expect("float64 result")
+        .iter()
+        .collect()
 }
 
 pub(crate) fn bools(df: &pl::DataFrame, src: &str) -> Vec<Option<bool>> {
@@ -111,14 +153,23 @@ pub(crate) fn bools(df: &pl::DataFrame, src: &str) -> Vec<Option<bool>> {
 }
 
 pub(crate) fn strs(df: &pl::DataFrame, src: &str) -> Vec<Option<String>> {
-    eval(df, src).str().expect("string result").iter().map(|o| o.map(str::to_string)).collect()
+    eval(df, src)
+        .str()
+        .expect("string result")
+        .iter()
+        .map(|o| o.map(str::to_string))
+        .collect()
 }
 
 /// Dates and datetimes rendered as text, for readable expectations.
 pub(crate) fn texts(df: &pl::DataFrame, src: &str) -> Vec<Option<String>> {
     let s = eval(df, src);
     let s = s.cast(&pl::DataType::String).expect("cast to string");
-    s.str().expect("string").iter().map(|o| o.map(str::to_string)).collect()
+    s.str()
+        .expect("string")
+        .iter()
+        .map(|o| o.map(str::to_string))
+        .collect()
 }
 
 /// Helper for literal expectations: `v(&[Some("a"), None])`.
@@ -128,5 +179,6 @@ pub(crate) fn v(items: &[Option<&str>]) -> Vec<Option<String>> {
 
 /// A one-row frame, for expressions over literals only.
 pub(crate) fn one_row() -> pl::DataFrame {
-    pl::DataFrame::new_infer_height(vec![pl::Series::new("x".into(), [1i64]).into()]).expect("frame")
+    pl::DataFrame::new_infer_height(vec![pl::Series::new("x".into(), [1i64]).into()])
+        .expect("frame")
 }

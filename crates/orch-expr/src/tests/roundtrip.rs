@@ -108,7 +108,8 @@ fn corpus_round_trips() {
     for src in CORPUS {
         let e = parse(src).unwrap_or_else(|err| panic!("`{src}` should parse: {err}"));
         let sql = e.to_sql();
-        let again = parse(&sql).unwrap_or_else(|err| panic!("canonical `{sql}` (from `{src}`) should parse: {err}"));
+        let again = parse(&sql)
+            .unwrap_or_else(|err| panic!("canonical `{sql}` (from `{src}`) should parse: {err}"));
         assert_eq!(again, e, "`{src}` -> `{sql}`");
         assert_eq!(again.to_sql(), sql, "canonical text is a fixed point");
     }
@@ -139,10 +140,14 @@ fn canonical_text() {
     assert_eq!(c("substring(s, 1, 2)"), "substr(s, 1, 2)");
     assert_eq!(c("TRIM(s)"), "trim(s)");
     assert_eq!(c("- 5"), "-5");
-    assert_eq!(c("-(5.5)"), "-5.5");
+    assert_eq!(c("-(5.5)"), "(-(5.5))");
+    assert_eq!(c("-(-0)"), "(-(0))");
     assert_eq!(c("1.50"), "1.5");
     assert_eq!(c("DATE '2024-01-02'"), "DATE '2024-01-02'");
-    assert_eq!(c("TIMESTAMP '2024-01-02T03:04:05'"), "TIMESTAMP '2024-01-02 03:04:05'");
+    assert_eq!(
+        c("TIMESTAMP '2024-01-02T03:04:05'"),
+        "TIMESTAMP '2024-01-02 03:04:05'"
+    );
     assert_eq!(c("CASE a WHEN 1 THEN 2 END"), "CASE a WHEN 1 THEN 2 END");
     assert_eq!(c("a NOT BETWEEN 1 AND 2"), "(a NOT BETWEEN 1 AND 2)");
     assert_eq!(c("'it''s'"), "'it''s'");
@@ -162,8 +167,14 @@ fn literals_parse_to_the_right_types() {
     assert_eq!(lit("'x'"), Literal::String("x".into()));
     assert_eq!(lit("TRUE"), Literal::Bool(true));
     assert_eq!(lit("NULL"), Literal::Null);
-    assert_eq!(lit("DATE '2024-02-29'"), Literal::Date(chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()));
-    assert!(matches!(lit("TIMESTAMP '2024-02-29 01:02:03'"), Literal::Timestamp(_)));
+    assert_eq!(
+        lit("DATE '2024-02-29'"),
+        Literal::Date(chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap())
+    );
+    assert!(matches!(
+        lit("TIMESTAMP '2024-02-29 01:02:03'"),
+        Literal::Timestamp(_)
+    ));
     assert_eq!(lit("-9223372036854775808"), Literal::Int(i64::MIN));
 }
 
@@ -173,7 +184,10 @@ fn constructed_expressions_render_parseably() {
     let odd = [
         Expr::Literal(Literal::Float(f64::NAN)),
         Expr::Literal(Literal::Float(f64::INFINITY)),
-        Expr::Unary { op: crate::UnaryOp::Neg, expr: Box::new(Expr::Literal(Literal::Int(-5))) },
+        Expr::Unary {
+            op: crate::UnaryOp::Neg,
+            expr: Box::new(Expr::Literal(Literal::Int(-5))),
+        },
         Expr::Column(String::new()),
         Expr::Column("a\"b".into()),
     ];

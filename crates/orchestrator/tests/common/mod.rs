@@ -68,7 +68,7 @@ pub fn assert_csv_eq(actual: &Path, expected: &Path) {
     for name in &en {
         let ac = a.column(name).unwrap().str().unwrap().clone();
         let ec = e.column(name).unwrap().str().unwrap().clone();
-        for (row, (x, y)) in ac.into_iter().zip(ec.into_iter()).enumerate() {
+        for (row, (x, y)) in ac.iter().zip(ec.iter()).enumerate() {
             let x = x.unwrap_or("");
             let y = y.unwrap_or("");
             if x == y {
