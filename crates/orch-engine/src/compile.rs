@@ -5,7 +5,9 @@
 use crate::plan::{Plan, PlannedStep};
 use orch_spec::diag::Severity;
 use orch_spec::model::COMMON_STEP_KEYS;
-use orch_spec::{suggest, yaml, Ctx, Diagnostic, Diagnostics, Fields, PipelineDecl, Schema, Source};
+use orch_spec::{
+    suggest, yaml, Ctx, Diagnostic, Diagnostics, Fields, PipelineDecl, Schema, Source,
+};
 use orch_steps::{registry, Role};
 use petgraph::graph::DiGraph;
 use std::collections::HashMap;
@@ -20,7 +22,10 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { params: Vec::new(), today: chrono::Utc::now().date_naive() }
+        CompileOptions {
+            params: Vec::new(),
+            today: chrono::Utc::now().date_naive(),
+        }
     }
 }
 
@@ -34,7 +39,11 @@ pub struct CompileError {
 impl CompileError {
     pub fn render(&self, color: bool) -> String {
         let mut out = self.source.render(&self.diagnostics, color);
-        let n = self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let n = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         out.push_str(&format!(
             "{}: {n} error{} found; nothing was run\n",
             self.source.name,
@@ -45,11 +54,19 @@ impl CompileError {
 }
 
 /// Reads and compiles a pipeline file.
-pub fn compile_file(path: &std::path::Path, opts: &CompileOptions) -> Result<(Plan, Vec<Diagnostic>), CompileError> {
+pub fn compile_file(
+    path: &std::path::Path,
+    opts: &CompileOptions,
+) -> Result<(Plan, Vec<Diagnostic>), CompileError> {
     let name = path.display().to_string();
-    let fail = |d: Diagnostic| CompileError { source: Source::new(name.clone(), String::new()), diagnostics: vec![d] };
+    let fail = |d: Diagnostic| CompileError {
+        source: Source::new(name.clone(), String::new()),
+        diagnostics: vec![d],
+    };
     let meta = std::fs::metadata(path).map_err(|e| {
-        fail(Diagnostic::error(format!("cannot read the pipeline file: {e}")).hint("check the path"))
+        fail(
+            Diagnostic::error(format!("cannot read the pipeline file: {e}")).hint("check the path"),
+        )
     })?;
     if meta.len() as usize > yaml::MAX_FILE_BYTES {
         return Err(fail(Diagnostic::error(format!(
@@ -58,8 +75,11 @@ pub fn compile_file(path: &std::path::Path, opts: &CompileOptions) -> Result<(Pl
             yaml::MAX_FILE_BYTES
         ))));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| fail(Diagnostic::error(format!("cannot read the pipeline file: {e}"))))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(Diagnostic::error(format!(
+            "cannot read the pipeline file: {e}"
+        )))
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -77,13 +97,19 @@ pub fn compile_file(path: &std::path::Path, opts: &CompileOptions) -> Result<(Pl
 }
 
 /// Compiles pipeline text. On success, also returns the warnings.
-pub fn compile(source: Source, opts: &CompileOptions) -> Result<(Plan, Vec<Diagnostic>), CompileError> {
+pub fn compile(
+    source: Source,
+    opts: &CompileOptions,
+) -> Result<(Plan, Vec<Diagnostic>), CompileError> {
     let mut diags = Diagnostics::new();
     let plan = compile_inner(&source, opts, &mut diags);
     diags.sort();
     match plan {
         Some(plan) if !diags.has_errors() => Ok((plan, diags.into_vec())),
-        _ => Err(CompileError { source, diagnostics: diags.into_vec() }),
+        _ => Err(CompileError {
+            source,
+            diagnostics: diags.into_vec(),
+        }),
     }
 }
 
@@ -108,7 +134,11 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
             ctx.error(
                 Diagnostic::error(format!("duplicate step id `{}`", s.id))
                     .at(s.id_span)
-                    .hint(format!("step ids must be unique; the first `{}` is step {}", s.id, first + 1)),
+                    .hint(format!(
+                        "step ids must be unique; the first `{}` is step {}",
+                        s.id,
+                        first + 1
+                    )),
             );
         } else {
             ids.insert(&s.id, i);
@@ -118,7 +148,10 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
                 Diagnostic::error(format!("unknown step type `{}`", s.ty))
                     .at(s.ty_span)
                     .maybe_hint(suggest::hint(&s.ty, registry::names()))
-                    .hint(format!("step types are: {}", registry::names().collect::<Vec<_>>().join(", "))),
+                    .hint(format!(
+                        "step types are: {}",
+                        registry::names().collect::<Vec<_>>().join(", ")
+                    )),
             );
             decoded.push(None);
             continue;
@@ -199,9 +232,9 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
                     .hint("a step cannot depend on its own result; remove one of these inputs"),
                 );
             }
-            let mut ctx_diags = ctx.diags;
-            diags.extend(std::mem::take(&mut ctx_diags));
-            return None;
+            // Keep checking the acyclic part of the graph (steps fed by a cycle get no
+            // schema and are skipped below).
+            acyclic_order(&inputs)
         }
     };
 
@@ -209,7 +242,9 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
     //    mistake does not cascade into many.
     let mut schemas: Vec<Option<Schema>> = vec![None; decl.steps.len()];
     for &i in &order {
-        let Some((_, step)) = &decoded[i] else { continue };
+        let Some((_, step)) = &decoded[i] else {
+            continue;
+        };
         let ins: Option<Vec<&Schema>> = inputs[i].iter().map(|&j| schemas[j].as_ref()).collect();
         let Some(ins) = ins else { continue };
         if inputs[i].len() != decl.steps[i].inputs.len() {
@@ -232,7 +267,9 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
         }
     }
     for (i, s) in decl.steps.iter().enumerate() {
-        let is_sink = decoded[i].as_ref().is_some_and(|(_, st)| st.role() == Role::Sink);
+        let is_sink = decoded[i]
+            .as_ref()
+            .is_some_and(|(_, st)| st.role() == Role::Sink);
         if consumers[i].is_empty() && !is_sink && decoded[i].is_some() {
             ctx.diags.push(
                 Diagnostic::warning(format!("the result of step `{}` is never used", s.id))
@@ -272,6 +309,24 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
     })
 }
 
+/// Kahn's algorithm: every step whose inputs can all be ordered, in dependency order.
+fn acyclic_order(inputs: &[Vec<usize>]) -> Vec<usize> {
+    let mut done = vec![false; inputs.len()];
+    let mut order = Vec::new();
+    loop {
+        let before = order.len();
+        for i in 0..inputs.len() {
+            if !done[i] && inputs[i].iter().all(|&j| done[j]) {
+                done[i] = true;
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            return order;
+        }
+    }
+}
+
 /// One cycle per strongly connected component that has one, as a path of step indices.
 fn cycles(graph: &DiGraph<usize, ()>) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
@@ -281,7 +336,8 @@ fn cycles(graph: &DiGraph<usize, ()>) -> Vec<Vec<usize>> {
         }
         // Shortest path from `start` back to itself inside the component (BFS).
         let start = *scc.iter().min_by_key(|n| graph[**n]).unwrap_or(&scc[0]);
-        let mut parent: HashMap<petgraph::graph::NodeIndex, petgraph::graph::NodeIndex> = HashMap::new();
+        let mut parent: HashMap<petgraph::graph::NodeIndex, petgraph::graph::NodeIndex> =
+            HashMap::new();
         let mut queue = std::collections::VecDeque::from([start]);
         let mut last = None;
         while let Some(cur) = queue.pop_front() {
@@ -302,7 +358,11 @@ fn cycles(graph: &DiGraph<usize, ()>) -> Vec<Vec<usize>> {
         let mut cur = last;
         while let Some(c) = cur {
             path.push(c);
-            cur = if c == start { None } else { parent.get(&c).copied() };
+            cur = if c == start {
+                None
+            } else {
+                parent.get(&c).copied()
+            };
         }
         path.reverse();
         out.push(path.into_iter().map(|n| graph[n]).collect());

@@ -23,7 +23,9 @@ pub enum StepStatus {
     /// Computed and materialised (or written, for sinks).
     Ran,
     /// Computed inside another step's plan.
-    Fused { into: String },
+    Fused {
+        into: String,
+    },
     /// Not needed by any output.
     Unused,
     /// Not run because an earlier unit failed.
@@ -67,9 +69,17 @@ pub struct RunFailure {
 /// What the runner tells an observer (progress bar, logs) as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Planned { units: usize },
-    Started { id: String },
-    Finished { id: String, rows: usize, elapsed: Duration },
+    Planned {
+        units: usize,
+    },
+    Started {
+        id: String,
+    },
+    Finished {
+        id: String,
+        rows: usize,
+        elapsed: Duration,
+    },
 }
 
 pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -142,7 +152,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
                             break;
                         }
                     };
-                    notify(Event::Started { id: plan.steps[unit.step].id.clone() });
+                    notify(Event::Started {
+                        id: plan.steps[unit.step].id.clone(),
+                    });
                     tracing::info!(step = %plan.steps[unit.step].id, "step started");
                     let plan = Arc::clone(&plan);
                     let step = unit.step;
@@ -156,11 +168,16 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
                 }
             }
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (step, result, elapsed) = match joined {
             Ok(v) => v,
             Err(e) => {
-                failure.get_or_insert((usize::MAX, RunError::internal(format!("a step task panicked: {e}"))));
+                failure.get_or_insert((
+                    usize::MAX,
+                    RunError::internal(format!("a step task panicked: {e}")),
+                ));
                 continue;
             }
         };
@@ -169,12 +186,20 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
             Ok(out) => {
                 let rows = out.rows;
                 tracing::info!(step = %id, rows, ms = elapsed.as_millis() as u64, "step finished");
-                notify(Event::Finished { id: id.clone(), rows, elapsed });
+                notify(Event::Finished {
+                    id: id.clone(),
+                    rows,
+                    elapsed,
+                });
                 let r = &mut reports[step];
                 r.status = StepStatus::Ran;
                 r.rows = Some(rows);
                 r.elapsed = elapsed;
-                r.outputs = out.staged.iter().map(|s| s.target().display().to_string()).collect();
+                r.outputs = out
+                    .staged
+                    .iter()
+                    .map(|s| s.target().display().to_string())
+                    .collect();
                 staged.extend(out.staged);
                 if let Some(df) = out.frame {
                     frames.insert(step, df);
@@ -205,8 +230,15 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         }
         report.steps = reports;
         report.elapsed = started.elapsed();
-        let step_id = plan.steps.get(step).map_or_else(|| "?".to_string(), |s| s.id.clone());
-        return Err(RunFailure { step: step_id, error, report });
+        let step_id = plan
+            .steps
+            .get(step)
+            .map_or_else(|| "?".to_string(), |s| s.id.clone());
+        return Err(RunFailure {
+            step: step_id,
+            error,
+            report,
+        });
     }
     // Every unit succeeded: publish the outputs.
     for s in staged {
@@ -214,7 +246,11 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
             Ok(p) => report.outputs.push(p),
             Err(error) => {
                 report.steps = reports;
-                return Err(RunFailure { step: "commit".into(), error, report });
+                return Err(RunFailure {
+                    step: "commit".into(),
+                    error,
+                    report,
+                });
             }
         }
     }
@@ -241,25 +277,39 @@ impl Work {
         let s = &plan.steps[step];
         match self {
             Work::Materialize(lf) => {
-                let df = lf.collect().map_err(|e| RunError::engine(format!("step `{}`", s.id), e))?;
-                Ok(UnitOutput { rows: df.height(), frame: Some(df), staged: Vec::new() })
+                let df = lf
+                    .collect()
+                    .map_err(|e| RunError::engine(format!("step `{}`", s.id), e))?;
+                Ok(UnitOutput {
+                    rows: df.height(),
+                    frame: Some(df),
+                    staged: Vec::new(),
+                })
             }
             Work::Sink(mut df) => {
                 let staged = s.step.write(&mut df)?;
-                Ok(UnitOutput { rows: df.height(), frame: None, staged })
+                Ok(UnitOutput {
+                    rows: df.height(),
+                    frame: None,
+                    staged,
+                })
             }
         }
     }
 }
 
-fn prepare(plan: &Plan, step: usize, materialized: &[bool], frames: &HashMap<usize, DataFrame>) -> Result<Work, RunError> {
+fn prepare(
+    plan: &Plan,
+    step: usize,
+    materialized: &[bool],
+    frames: &HashMap<usize, DataFrame>,
+) -> Result<Work, RunError> {
     let s = &plan.steps[step];
     if s.role() == Role::Sink {
         let input = s.inputs[0];
-        let df = frames
-            .get(&input)
-            .cloned()
-            .ok_or_else(|| RunError::internal(format!("sink `{}` scheduled before its input", s.id)))?;
+        let df = frames.get(&input).cloned().ok_or_else(|| {
+            RunError::internal(format!("sink `{}` scheduled before its input", s.id))
+        })?;
         return Ok(Work::Sink(df));
     }
     let inputs = s
@@ -272,7 +322,12 @@ fn prepare(plan: &Plan, step: usize, materialized: &[bool], frames: &HashMap<usi
 }
 
 /// The lazy plan of step `i`: a materialised frame, or its step applied to its inputs' plans.
-pub fn lazy_for(plan: &Plan, i: usize, materialized: &[bool], frames: &HashMap<usize, DataFrame>) -> Result<LazyFrame, RunError> {
+pub fn lazy_for(
+    plan: &Plan,
+    i: usize,
+    materialized: &[bool],
+    frames: &HashMap<usize, DataFrame>,
+) -> Result<LazyFrame, RunError> {
     if materialized[i] {
         if let Some(df) = frames.get(&i) {
             return Ok(df.clone().lazy());
@@ -285,12 +340,13 @@ pub fn lazy_for(plan: &Plan, i: usize, materialized: &[bool], frames: &HashMap<u
         .map(|&j| lazy_for(plan, j, materialized, frames))
         .collect::<Result<Vec<_>, _>>()?;
     let schemas: Vec<_> = s.inputs.iter().map(|&j| &plan.steps[j].schema).collect();
-    s.step
-        .to_polars(inputs, &schemas)
-        .map_err(|e| match e {
-            RunError::Engine { context, source } => RunError::Engine { context: format!("step `{}`: {context}", s.id), source },
-            other => other,
-        })
+    s.step.to_polars(inputs, &schemas).map_err(|e| match e {
+        RunError::Engine { context, source } => RunError::Engine {
+            context: format!("step `{}`: {context}", s.id),
+            source,
+        },
+        other => other,
+    })
 }
 
 /// Units in execution order, with the materialised steps each one reads.
@@ -299,7 +355,10 @@ fn units(plan: &Plan, materialized: &[bool]) -> Vec<Unit> {
     for &i in &plan.order {
         let s = &plan.steps[i];
         if s.role() == Role::Sink {
-            out.push(Unit { step: i, deps: s.inputs.clone() });
+            out.push(Unit {
+                step: i,
+                deps: s.inputs.clone(),
+            });
         } else if materialized[i] {
             let mut deps = Vec::new();
             for &j in &s.inputs {
@@ -341,7 +400,9 @@ fn mark_fused(plan: &Plan, materialized: &[bool], reports: &mut [StepReport]) {
             }
         };
         if let Some(c) = into {
-            reports[i].status = StepStatus::Fused { into: plan.steps[c].id.clone() };
+            reports[i].status = StepStatus::Fused {
+                into: plan.steps[c].id.clone(),
+            };
         }
     }
 }

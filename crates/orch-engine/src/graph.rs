@@ -5,7 +5,10 @@ use crate::plan::Plan;
 pub fn mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart LR\n");
     for s in &plan.steps {
-        out.push_str(&format!("    {}[\"{}<br/><i>{}</i>\"]\n", s.id, s.id, s.type_name));
+        out.push_str(&format!(
+            "    {}[\"{}<br/><i>{}</i>\"]\n",
+            s.id, s.id, s.type_name
+        ));
     }
     for s in &plan.steps {
         for &i in &s.inputs {
@@ -16,9 +19,15 @@ pub fn mermaid(plan: &Plan) -> String {
 }
 
 pub fn dot(plan: &Plan) -> String {
-    let mut out = format!("digraph \"{}\" {{\n    rankdir=LR;\n    node [shape=box];\n", plan.name.replace('"', "\\\""));
+    let mut out = format!(
+        "digraph \"{}\" {{\n    rankdir=LR;\n    node [shape=box];\n",
+        plan.name.replace('"', "\\\"")
+    );
     for s in &plan.steps {
-        out.push_str(&format!("    \"{}\" [label=\"{}\\n({})\"];\n", s.id, s.id, s.type_name));
+        out.push_str(&format!(
+            "    \"{}\" [label=\"{}\\n({})\"];\n",
+            s.id, s.id, s.type_name
+        ));
     }
     for s in &plan.steps {
         for &i in &s.inputs {

@@ -1,16 +1,19 @@
 //! The one user-facing error type of this crate.
 
-use std::fmt;
-
 /// A problem in an expression, phrased for the pipeline author.
 ///
 /// `message` says what is wrong (syntax errors include the column within the expression
 /// text); `hints` say how to fix it ("did you mean `account_id`?"). `Display` shows the
 /// message followed by one `hint: ...` line per hint, for callers that only print errors.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[error("{message}{}", hint_lines(.hints))]
 pub struct ExprError {
     pub message: String,
     pub hints: Vec<String>,
+}
+
+fn hint_lines(hints: &[String]) -> String {
+    hints.iter().map(|h| format!("\nhint: {h}")).collect()
 }
 
 impl ExprError {
@@ -31,15 +34,3 @@ impl ExprError {
         self
     }
 }
-
-impl fmt::Display for ExprError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        for h in &self.hints {
-            write!(f, "\nhint: {h}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ExprError {}

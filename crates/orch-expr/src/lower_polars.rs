@@ -577,13 +577,15 @@ fn cast(x: pl::Expr, from: &DataType, to: &DataType, try_cast: bool) -> pl::Expr
             },
             pl::lit("raise"),
         ),
-        (DataType::String, DataType::Bool) => string_to_bool(x, strict),
+        (DataType::String, DataType::Bool) => string_to_bool(x),
         _ => do_cast(x, to_polars_dtype(to)),
     }
 }
 
-/// 'true'/'false' (any case, surrounding spaces ignored), also t/f, yes/no, y/n, 1/0.
-fn string_to_bool(x: pl::Expr, strict: bool) -> pl::Expr {
+/// 'true'/'false' (any case, surrounding spaces ignored), also t/f, yes/no, y/n, 1/0;
+/// other text is NULL even for a strict CAST: polars has no string-to-bool cast to fail
+/// with, and raising conditionally would need a UDF.
+fn string_to_bool(x: pl::Expr) -> pl::Expr {
     let norm = x
         .clone()
         .str()
@@ -597,7 +599,6 @@ fn string_to_bool(x: pl::Expr, strict: bool) -> pl::Expr {
         );
         norm.clone().is_in(pl::lit(s).implode(false), false)
     };
-    let _ = strict;
     let fallback = null_of(&DataType::Bool);
     pl::when(set(&["true", "t", "yes", "y", "1"]))
         .then(pl::lit(true))

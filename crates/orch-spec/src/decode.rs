@@ -59,7 +59,9 @@ impl<'a> Fields<'a> {
             self.known.push(key);
         }
         let entries = self.entries;
-        let i = entries.iter().position(|(k, _)| k.as_scalar() == Some(key))?;
+        let i = entries
+            .iter()
+            .position(|(k, _)| k.as_scalar() == Some(key))?;
         self.used[i] = true;
         Some(&entries[i].1)
     }
@@ -114,7 +116,10 @@ pub struct Ctx<'p> {
 
 impl<'p> Ctx<'p> {
     pub fn new(params: &'p Params) -> Self {
-        Ctx { params, diags: Diagnostics::new() }
+        Ctx {
+            params,
+            diags: Diagnostics::new(),
+        }
     }
 
     pub fn error(&mut self, d: Diagnostic) {
@@ -232,7 +237,11 @@ impl<'p> Ctx<'p> {
     }
 
     /// An ordered mapping of name -> node (`columns: {a: expr, b: expr}`).
-    pub fn entries<'n>(&mut self, n: &'n Node, what: &str) -> Option<Vec<(String, Span, &'n Node)>> {
+    pub fn entries<'n>(
+        &mut self,
+        n: &'n Node,
+        what: &str,
+    ) -> Option<Vec<(String, Span, &'n Node)>> {
         match &n.value {
             Value::Map(entries) => Some(
                 entries

@@ -15,7 +15,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end: end.max(start) }
+        Span {
+            start,
+            end: end.max(start),
+        }
     }
 
     pub fn range(&self) -> Range<usize> {
@@ -53,7 +56,10 @@ impl Diagnostic {
     }
 
     pub fn warning(message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
     }
 
     pub fn at(mut self, span: Span) -> Self {
@@ -113,7 +119,10 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.items.iter().filter(|d| d.severity == Severity::Error).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn items(&self) -> &[Diagnostic] {
@@ -130,7 +139,8 @@ impl Diagnostics {
 
     /// Sorts by position so the report reads top to bottom.
     pub fn sort(&mut self) {
-        self.items.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
+        self.items
+            .sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
     }
 }
 
@@ -151,7 +161,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column of a byte offset.

@@ -48,18 +48,27 @@ pub struct PipelineDecl {
 pub const COMMON_STEP_KEYS: &[&str] = &["id", "type", "inputs", "input", "description"];
 
 impl PipelineDecl {
-    /// Reads the top level, reporting every structural problem found.
+    /// Reads the top level, reporting every structural problem found. Returns `None` only
+    /// when the file is not a mapping at all.
     pub fn from_yaml(root: &Node, diags: &mut Diagnostics) -> Option<PipelineDecl> {
         // Top-level keys contain no `${param}`: read them with an empty param set.
         let no_params = Params::default();
         let mut ctx = Ctx::new(&no_params);
-        let mut top = Fields::new(root, "the pipeline file", &mut ctx)?;
+        let Some(mut top) = Fields::new(root, "the pipeline file", &mut ctx) else {
+            diags.extend(ctx.diags);
+            return None;
+        };
         let name = top
             .require("name", &mut ctx)
             .and_then(|n| ctx.string(n, "name"))
             .unwrap_or_default();
-        let description = top.take("description").and_then(|n| ctx.string(n, "description"));
-        let params = top.take("params").map(|n| read_params(n, &mut ctx)).unwrap_or_default();
+        let description = top
+            .take("description")
+            .and_then(|n| ctx.string(n, "description"));
+        let params = top
+            .take("params")
+            .map(|n| read_params(n, &mut ctx))
+            .unwrap_or_default();
         let mut steps = Vec::new();
         if let Some(list) = top.require("steps", &mut ctx) {
             if let Some(items) = ctx.seq(list, "steps") {
@@ -78,9 +87,14 @@ impl PipelineDecl {
             }
         }
         top.finish(&mut ctx);
-        let ok = !ctx.diags.has_errors();
         diags.extend(ctx.diags);
-        ok.then_some(PipelineDecl { name, description, params, steps })
+        // Keep going even after errors: the compiler reports everything in one pass.
+        Some(PipelineDecl {
+            name,
+            description,
+            params,
+            steps,
+        })
     }
 
     /// Resolves every param: command-line override, else the declared default.
@@ -115,7 +129,11 @@ impl PipelineDecl {
             }
         }
         for d in &decls {
-            let given = overrides.iter().rev().find(|(n, _)| n == &d.name).map(|(_, v)| v);
+            let given = overrides
+                .iter()
+                .rev()
+                .find(|(n, _)| n == &d.name)
+                .map(|(_, v)| v);
             let (raw, from_cli) = match (given, &d.default) {
                 (Some(v), _) => (v.as_str(), true),
                 (None, Some(v)) => (v.as_str(), false),
@@ -134,6 +152,8 @@ impl PipelineDecl {
             match d.ty.check(raw, today) {
                 Ok(v) => params.insert(&d.name, d.ty, v),
                 Err(why) => {
+                    // Keep the raw value so `${name}` still resolves: one error, not a cascade.
+                    params.insert(&d.name, d.ty, raw.to_string());
                     let mut diag = Diagnostic::error(format!("param `{}`: {why}", d.name));
                     if !from_cli {
                         diag = diag.at(d.span);
@@ -161,16 +181,26 @@ fn read_params(node: &Node, ctx: &mut Ctx<'_>) -> Vec<ParamDecl> {
             continue;
         }
         let what = format!("param `{name}`");
-        let Some(mut f) = Fields::new(v, what.clone(), ctx) else { continue };
+        let Some(mut f) = Fields::new(v, what.clone(), ctx) else {
+            continue;
+        };
         let ty = f.require("type", ctx).and_then(|n| {
             let t = ctx.choice(n, "type", ParamType::NAMES)?;
             ParamType::parse(&t)
         });
         let default = f.take("default").and_then(|n| ctx.string(n, "default"));
-        let description = f.take("description").and_then(|n| ctx.string(n, "description"));
+        let description = f
+            .take("description")
+            .and_then(|n| ctx.string(n, "description"));
         f.finish(ctx);
         if let Some(ty) = ty {
-            out.push(ParamDecl { name, ty, default, description, span });
+            out.push(ParamDecl {
+                name,
+                ty,
+                default,
+                description,
+                span,
+            });
         }
     }
     out
@@ -203,7 +233,9 @@ fn read_step(node: &Node, ctx: &mut Ctx<'_>) -> Option<StepDecl> {
         }
         (None, None) => {}
     }
-    let description = f.take("description").and_then(|n| ctx.string(n, "description"));
+    let description = f
+        .take("description")
+        .and_then(|n| ctx.string(n, "description"));
     // Step-specific keys are checked by the step type's decoder, not here.
     Some(StepDecl {
         id: id?,

@@ -98,7 +98,9 @@ impl Params {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, ParamType, &str)> {
-        self.values.iter().map(|(k, (t, v))| (k.as_str(), *t, v.as_str()))
+        self.values
+            .iter()
+            .map(|(k, (t, v))| (k.as_str(), *t, v.as_str()))
     }
 
     /// Replaces every `${name}`; returns the first unknown name on failure.
@@ -150,7 +152,10 @@ mod tests {
     fn substitutes_and_reports_unknown() {
         let mut p = Params::default();
         p.insert("as_of", ParamType::Date, "2024-01-31".into());
-        assert_eq!(p.substitute("DATE '${as_of}' - x").unwrap(), "DATE '2024-01-31' - x");
+        assert_eq!(
+            p.substitute("DATE '${as_of}' - x").unwrap(),
+            "DATE '2024-01-31' - x"
+        );
         assert_eq!(p.substitute("${ as_of }/a").unwrap(), "2024-01-31/a");
         assert_eq!(p.substitute("${asof}").unwrap_err(), "asof");
         assert_eq!(p.substitute("no params").unwrap(), "no params");
@@ -158,7 +163,10 @@ mod tests {
 
     #[test]
     fn checks_types() {
-        assert_eq!(ParamType::Date.check("today", today()).unwrap(), "2024-02-29");
+        assert_eq!(
+            ParamType::Date.check("today", today()).unwrap(),
+            "2024-02-29"
+        );
         assert!(ParamType::Date.check("2024-13-01", today()).is_err());
         assert!(ParamType::Int.check("3.5", today()).is_err());
         assert_eq!(ParamType::Int.check(" 30 ", today()).unwrap(), "30");

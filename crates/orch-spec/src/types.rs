@@ -47,7 +47,13 @@ impl DataType {
 
     /// Names accepted by [`DataType::parse`], for "did you mean" hints.
     pub const NAMES: &'static [&'static str] = &[
-        "bool", "int64", "float64", "string", "date", "datetime", "list<string>",
+        "bool",
+        "int64",
+        "float64",
+        "string",
+        "date",
+        "datetime",
+        "list<string>",
     ];
 
     /// The common supertype of two types, if one exists (numeric widening, NULL).
@@ -134,6 +140,8 @@ impl Schema {
 
 impl FromIterator<(String, DataType)> for Schema {
     fn from_iter<I: IntoIterator<Item = (String, DataType)>>(iter: I) -> Self {
-        Schema { fields: iter.into_iter().collect() }
+        Schema {
+            fields: iter.into_iter().collect(),
+        }
     }
 }

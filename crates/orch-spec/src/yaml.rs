@@ -26,7 +26,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar keeps its source text; typed readers interpret it on demand.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -151,9 +154,12 @@ struct CharOffsets {
 
 impl CharOffsets {
     fn new(text: &str) -> Self {
-        let bytes = (!text.is_ascii())
-            .then(|| text.char_indices().map(|(b, _)| b).collect::<Vec<_>>());
-        CharOffsets { bytes, len: text.len() }
+        let bytes =
+            (!text.is_ascii()).then(|| text.char_indices().map(|(b, _)| b).collect::<Vec<_>>());
+        CharOffsets {
+            bytes,
+            len: text.len(),
+        }
     }
 
     fn byte(&self, char_index: usize) -> usize {
@@ -165,8 +171,17 @@ impl CharOffsets {
 }
 
 enum Frame {
-    Seq { start: usize, anchor: usize, items: Vec<Node> },
-    Map { start: usize, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq {
+        start: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: usize,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+    },
 }
 
 struct Builder<'a> {
@@ -180,7 +195,10 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn span(&self, s: saphyr_parser::Span) -> Span {
-        Span::new(self.offsets.byte(s.start.index()), self.offsets.byte(s.end.index()))
+        Span::new(
+            self.offsets.byte(s.start.index()),
+            self.offsets.byte(s.end.index()),
+        )
     }
 
     fn count(&mut self, n: usize, span: Span) -> Result<(), Diagnostic> {
@@ -231,9 +249,18 @@ impl Builder<'_> {
                 }
                 self.count(1, sp)?;
                 let frame = if matches!(ev, Event::SequenceStart(..)) {
-                    Frame::Seq { start: sp.start, anchor, items: Vec::new() }
+                    Frame::Seq {
+                        start: sp.start,
+                        anchor,
+                        items: Vec::new(),
+                    }
                 } else {
-                    Frame::Map { start: sp.start, anchor, entries: Vec::new(), key: None }
+                    Frame::Map {
+                        start: sp.start,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                    }
                 };
                 self.stack.push(frame);
                 Ok(())
@@ -243,13 +270,36 @@ impl Builder<'_> {
                     return Ok(());
                 };
                 let (node, anchor) = match frame {
-                    Frame::Seq { start, anchor, items } => {
+                    Frame::Seq {
+                        start,
+                        anchor,
+                        items,
+                    } => {
                         let end = items.last().map_or(sp.end, |n| n.span.end.max(sp.end));
-                        (Node { value: Value::Seq(items), span: Span::new(start, end) }, anchor)
+                        (
+                            Node {
+                                value: Value::Seq(items),
+                                span: Span::new(start, end),
+                            },
+                            anchor,
+                        )
                     }
-                    Frame::Map { start, anchor, entries, .. } => {
-                        let end = entries.last().map_or(sp.end, |(_, v)| v.span.end.max(sp.end));
-                        (Node { value: Value::Map(entries), span: Span::new(start, end) }, anchor)
+                    Frame::Map {
+                        start,
+                        anchor,
+                        entries,
+                        ..
+                    } => {
+                        let end = entries
+                            .last()
+                            .map_or(sp.end, |(_, v)| v.span.end.max(sp.end));
+                        (
+                            Node {
+                                value: Value::Map(entries),
+                                span: Span::new(start, end),
+                            },
+                            anchor,
+                        )
                     }
                 };
                 let size = node_size(&node);
@@ -265,28 +315,31 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => self.docs.push(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => {
-                    if !matches!(node.value, Value::Scalar { .. }) {
-                        return Err(Diagnostic::error("mapping keys must be plain names")
-                            .at(node.span)
-                            .hint("use a name such as `columns:` as the key"));
-                    }
-                    if let Some((prev, _)) =
-                        entries.iter().find(|(k, _)| k.as_scalar() == node.as_scalar())
-                    {
-                        let _ = prev;
-                        return Err(Diagnostic::error(format!(
+            Some(Frame::Map { entries, key, .. }) => {
+                match key.take() {
+                    None => {
+                        if !matches!(node.value, Value::Scalar { .. }) {
+                            return Err(Diagnostic::error("mapping keys must be plain names")
+                                .at(node.span)
+                                .hint("use a name such as `columns:` as the key"));
+                        }
+                        if let Some((prev, _)) = entries
+                            .iter()
+                            .find(|(k, _)| k.as_scalar() == node.as_scalar())
+                        {
+                            let _ = prev;
+                            return Err(Diagnostic::error(format!(
                             "duplicate key `{}`",
                             node.as_scalar().unwrap_or_default()
                         ))
                         .at(node.span)
                         .hint("each key may appear once in a mapping; remove or merge the repeats"));
+                        }
+                        *key = Some(node);
                     }
-                    *key = Some(node);
+                    Some(k) => entries.push((k, node)),
                 }
-                Some(k) => entries.push((k, node)),
-            },
+            }
         }
         Ok(())
     }
@@ -297,7 +350,10 @@ fn node_size(n: &Node) -> usize {
         Value::Scalar { .. } => 1,
         Value::Seq(items) => 1 + items.iter().map(node_size).sum::<usize>(),
         Value::Map(entries) => {
-            1 + entries.iter().map(|(k, v)| node_size(k) + node_size(v)).sum::<usize>()
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_size(k) + node_size(v))
+                .sum::<usize>()
         }
     }
 }

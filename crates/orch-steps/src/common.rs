@@ -25,7 +25,10 @@ impl ExprSrc {
     pub fn decode(node: &Node, what: &str, ctx: &mut Ctx<'_>) -> Option<ExprSrc> {
         let text = ctx.string(node, what)?;
         match orch_expr::parse(&text) {
-            Ok(expr) => Some(ExprSrc { expr, span: node.span }),
+            Ok(expr) => Some(ExprSrc {
+                expr,
+                span: node.span,
+            }),
             Err(e) => {
                 ctx.error(
                     Diagnostic::error(format!("`{what}`: {}", e.message))
@@ -73,11 +76,21 @@ impl Serialize for ColRef {
 impl ColRef {
     pub fn list(node: &Node, what: &str, ctx: &mut Ctx<'_>) -> Option<Vec<ColRef>> {
         let items = ctx.strings(node, what)?;
-        Some(items.into_iter().map(|(name, span)| ColRef { name, span }).collect())
+        Some(
+            items
+                .into_iter()
+                .map(|(name, span)| ColRef { name, span })
+                .collect(),
+        )
     }
 
     /// The column's type, or a diagnostic naming the valid columns and the closest match.
-    pub fn resolve<'s>(&self, schema: &'s Schema, side: &str, diags: &mut Diagnostics) -> Option<&'s DataType> {
+    pub fn resolve<'s>(
+        &self,
+        schema: &'s Schema,
+        side: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<&'s DataType> {
         let t = schema.get(&self.name);
         if t.is_none() {
             diags.push(missing_column(&self.name, self.span, schema, side));

@@ -7,7 +7,10 @@ use std::fmt;
 pub enum RunError {
     /// Something the user can fix: a missing file, a value that does not parse.
     #[error("{message}")]
-    User { message: String, hint: Option<String> },
+    User {
+        message: String,
+        hint: Option<String>,
+    },
     /// An I/O failure on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -29,7 +32,10 @@ pub enum RunError {
 
 impl RunError {
     pub fn user(message: impl Into<String>, hint: Option<String>) -> Self {
-        RunError::User { message: message.into(), hint }
+        RunError::User {
+            message: message.into(),
+            hint,
+        }
     }
 
     pub fn internal(message: impl fmt::Display) -> Self {
@@ -37,19 +43,29 @@ impl RunError {
     }
 
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
-        RunError::Io { path: path.to_string(), source }
+        RunError::Io {
+            path: path.to_string(),
+            source,
+        }
     }
 
     pub fn engine(context: impl fmt::Display, source: polars::prelude::PolarsError) -> Self {
-        RunError::Engine { context: context.to_string(), source }
+        RunError::Engine {
+            context: context.to_string(),
+            source,
+        }
     }
 
     pub fn hint(&self) -> Option<&str> {
         match self {
             RunError::User { hint, .. } => hint.as_deref(),
             RunError::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => Some("check the path and the `input_dir`/`output_dir` params"),
-                std::io::ErrorKind::PermissionDenied => Some("check the permissions of the file and its folder"),
+                std::io::ErrorKind::NotFound => {
+                    Some("check the path and the `input_dir`/`output_dir` params")
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    Some("check the permissions of the file and its folder")
+                }
                 _ => None,
             },
             _ => None,

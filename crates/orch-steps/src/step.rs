@@ -80,11 +80,14 @@ pub trait Step: Send + Sync + Debug {
 
     /// Builds the polars plan for this step. `inputs` are the input plans and `schemas`
     /// their checked schemas, both in `inputs` order.
-    fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError>;
+    fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema])
+        -> Result<LazyFrame, RunError>;
 
     /// For sinks: writes the materialised input to temporary files beside the targets.
     /// The engine commits (renames) them only once every step of the run has succeeded.
     fn write(&self, _df: &mut DataFrame) -> Result<Vec<Staged>, RunError> {
-        Err(RunError::internal("write called on a step that is not a sink"))
+        Err(RunError::internal(
+            "write called on a step that is not a sink",
+        ))
     }
 }

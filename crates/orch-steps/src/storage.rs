@@ -68,9 +68,15 @@ impl Staged {
     /// Renames into place and syncs the folder entry.
     pub fn commit(self) -> Result<PathBuf, RunError> {
         let target = self.target;
-        self.tmp.persist(&target).map_err(|e| RunError::io(target.display(), e.error))?;
+        self.tmp
+            .persist(&target)
+            .map_err(|e| RunError::io(target.display(), e.error))?;
         if let Some(dir) = target.parent() {
-            sync_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
+            sync_dir(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            });
         }
         Ok(target)
     }
@@ -88,16 +94,26 @@ where
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(|e| RunError::io(dir.display(), e))?;
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| RunError::io(dir.display(), e))?;
     fill(tmp.as_file_mut())?;
-    tmp.as_file_mut().flush().map_err(|e| RunError::io(target.display(), e))?;
-    tmp.as_file().sync_all().map_err(|e| RunError::io(target.display(), e))?;
-    Ok(Staged { tmp, target: target.to_path_buf() })
+    tmp.as_file_mut()
+        .flush()
+        .map_err(|e| RunError::io(target.display(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| RunError::io(target.display(), e))?;
+    Ok(Staged {
+        tmp,
+        target: target.to_path_buf(),
+    })
 }
 
 /// Stages and commits at once.
@@ -121,8 +137,16 @@ mod tests {
 
     #[test]
     fn parses_locations() {
-        assert_eq!(Location::parse("data/a.csv").unwrap().extension().as_deref(), Some("csv"));
-        assert!(Location::parse("s3://bucket/a.csv").unwrap_err().contains("not supported"));
+        assert_eq!(
+            Location::parse("data/a.csv")
+                .unwrap()
+                .extension()
+                .as_deref(),
+            Some("csv")
+        );
+        assert!(Location::parse("s3://bucket/a.csv")
+            .unwrap_err()
+            .contains("not supported"));
         assert!(Location::parse("").is_err());
     }
 
@@ -131,7 +155,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
         std::fs::write(&target, "old").unwrap();
-        write_atomic(&target, |f| f.write_all(b"new").map_err(|e| RunError::io("x", e))).unwrap();
+        write_atomic(&target, |f| {
+            f.write_all(b"new").map_err(|e| RunError::io("x", e))
+        })
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         // A failing writer leaves the old content and no temporary file behind.
         let err = write_atomic(&target, |_| Err(RunError::user("boom", None)));

@@ -85,7 +85,9 @@ impl PipelineArgs {
         let mut params = Vec::new();
         for p in &self.params {
             match p.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => params.push((k.trim().to_string(), v.to_string())),
+                Some((k, v)) if !k.trim().is_empty() => {
+                    params.push((k.trim().to_string(), v.to_string()))
+                }
                 _ => {
                     return Err(format!(
                         "--param `{p}` is not NAME=VALUE (for example --param as_of=2024-03-31)"
@@ -93,6 +95,9 @@ impl PipelineArgs {
                 }
             }
         }
-        Ok(Resolved { file: self.file.clone(), params })
+        Ok(Resolved {
+            file: self.file.clone(),
+            params,
+        })
     }
 }

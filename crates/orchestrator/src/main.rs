@@ -20,7 +20,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK });
+            return ExitCode::from(if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_OK
+            });
         }
     };
     let interactive = std::io::stderr().is_terminal() && !cli.quiet;
@@ -32,9 +36,15 @@ fn init_logging(format: LogFormat, interactive: bool) {
     use tracing_subscriber::EnvFilter;
     // With a progress bar on screen, default to warnings so the bar stays readable;
     // RUST_LOG always wins.
-    let default = if interactive { "warn" } else { "warn,orch_engine=info,orchestrator=info" };
+    let default = if interactive {
+        "warn"
+    } else {
+        "warn,orch_engine=info,orchestrator=info"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(interactive).init(),
@@ -54,7 +64,11 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
                     plan.source.name,
                     plan.name,
                     plan.steps.len(),
-                    plan.params.iter().map(|(k, _, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+                    plan.params
+                        .iter()
+                        .map(|(k, _, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 EXIT_OK
             }
@@ -86,7 +100,10 @@ fn load(args: &args::PipelineArgs, interactive: bool) -> Result<Plan, u8> {
         eprintln!("error: {msg}");
         EXIT_BAD_INPUT
     })?;
-    let opts = CompileOptions { params: resolved.params, ..CompileOptions::default() };
+    let opts = CompileOptions {
+        params: resolved.params,
+        ..CompileOptions::default()
+    };
     match compile_file(&resolved.file, &opts) {
         Ok((plan, warnings)) => {
             if !warnings.is_empty() {
@@ -102,7 +119,10 @@ fn load(args: &args::PipelineArgs, interactive: bool) -> Result<Plan, u8> {
 }
 
 fn run(plan: Arc<Plan>, jobs: Option<usize>, interactive: bool, quiet: bool) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

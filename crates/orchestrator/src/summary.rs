@@ -16,8 +16,17 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
         report.pipeline,
         report.elapsed.as_secs_f64()
     ));
-    let w = report.steps.iter().map(|s| s.id.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("  {:<w$}  {:<9}  {:<22}  {:>10}  {:>8}\n", "step", "type", "status", "rows", "time"));
+    let w = report
+        .steps
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<w$}  {:<9}  {:<22}  {:>10}  {:>8}\n",
+        "step", "type", "status", "rows", "time"
+    ));
     for s in &report.steps {
         let status = match &s.status {
             StepStatus::Ran => "ran".to_string(),
@@ -32,7 +41,10 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
         } else {
             "-".to_string()
         };
-        out.push_str(&format!("  {:<w$}  {:<9}  {:<22}  {:>10}  {:>8}\n", s.id, s.type_name, status, rows, time));
+        out.push_str(&format!(
+            "  {:<w$}  {:<9}  {:<22}  {:>10}  {:>8}\n",
+            s.id, s.type_name, status, rows, time
+        ));
     }
     for o in &report.outputs {
         out.push_str(&format!("  wrote {}\n", o.display()));
@@ -51,17 +63,24 @@ impl Progress {
     pub fn new(pipeline: &str) -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(pipeline.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Progress { bar, running: Arc::new(Mutex::new(Vec::new())) }
+        Progress {
+            bar,
+            running: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     pub fn on_event(&self, e: &Event) {
-        let Ok(mut running) = self.running.lock() else { return };
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
         match e {
             Event::Planned { units } => self.bar.set_length(*units as u64),
             Event::Started { id } => running.push(id.clone()),
@@ -82,7 +101,12 @@ impl Progress {
 pub fn step_reference() -> String {
     let mut out = String::new();
     for t in orch_steps::REGISTRY {
-        out.push_str(&format!("{} ({})\n  {}\n", t.name, t.arity.describe(), t.summary));
+        out.push_str(&format!(
+            "{} ({})\n  {}\n",
+            t.name,
+            t.arity.describe(),
+            t.summary
+        ));
         for line in t.example.lines() {
             out.push_str(&format!("    {line}\n"));
         }

@@ -38,14 +38,20 @@ fn check(data: &str, expected_dir: &str, params: &[&str]) {
 
 /// The Parquet output has the contract's types and the same rows as the expected CSV.
 fn check_parquet_matches_csv(parquet: &Path, expected_csv: &Path, pipeline: &str) {
-    let df = LazyFrame::scan_parquet(PlRefPath::new(parquet.to_str().unwrap()), Default::default())
-        .unwrap()
-        .collect()
-        .unwrap();
+    let df = LazyFrame::scan_parquet(
+        PlRefPath::new(parquet.to_str().unwrap()),
+        Default::default(),
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
     let expected = read_csv_text(expected_csv);
     assert_eq!(df.height(), expected.height());
-    let types: Vec<(String, polars::prelude::DataType)> =
-        df.schema().iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let types: Vec<(String, polars::prelude::DataType)> = df
+        .schema()
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
     use polars::prelude::DataType as T;
     let want: Vec<(&str, T)> = if pipeline == "late_payment" {
         vec![
@@ -72,16 +78,45 @@ fn check_parquet_matches_csv(parquet: &Path, expected_csv: &Path, pipeline: &str
     let want: Vec<(String, T)> = want.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
     assert_eq!(types, want, "{} schema", parquet.display());
     // Same account ids in the same order as the expected file.
-    let ids: Vec<String> = df.column("account_id").unwrap().i64().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
-    let eids: Vec<String> = expected.column("account_id").unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
+    let ids: Vec<String> = df
+        .column("account_id")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect();
+    let eids: Vec<String> = expected
+        .column("account_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect();
     assert_eq!(ids, eids);
     if pipeline == "product_mix" {
         // The list column holds the same names as the CSV's joined text.
-        let lists = df.column("sku_types_purchased").unwrap().list().unwrap().clone();
-        let texts = expected.column("sku_types_purchased").unwrap().str().unwrap().clone();
+        let lists = df
+            .column("sku_types_purchased")
+            .unwrap()
+            .list()
+            .unwrap()
+            .clone();
+        let texts = expected
+            .column("sku_types_purchased")
+            .unwrap()
+            .str()
+            .unwrap()
+            .clone();
         for (i, t) in texts.iter().enumerate() {
             let l = lists.get_as_series(i).unwrap();
-            let names: Vec<String> = l.str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
+            let names: Vec<String> = l
+                .str()
+                .unwrap()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect();
             assert_eq!(names.join(","), t.unwrap());
         }
     }
@@ -90,13 +125,21 @@ fn check_parquet_matches_csv(parquet: &Path, expected_csv: &Path, pipeline: &str
 #[test]
 fn bundled_data_as_of_2021_03_01() {
     // Some invoices are issued after as_of (527) and the newest ones are not yet late.
-    check("data", "tests/expected/bundled/as_of=2021-03-01", &["as_of=2021-03-01"]);
+    check(
+        "data",
+        "tests/expected/bundled/as_of=2021-03-01",
+        &["as_of=2021-03-01"],
+    );
 }
 
 #[test]
 fn bundled_data_as_of_2020_06_15() {
     // Before most invoices were issued (7,723 come later).
-    check("data", "tests/expected/bundled/as_of=2020-06-15", &["as_of=2020-06-15"]);
+    check(
+        "data",
+        "tests/expected/bundled/as_of=2020-06-15",
+        &["as_of=2020-06-15"],
+    );
 }
 
 #[test]

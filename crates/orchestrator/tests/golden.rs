@@ -21,7 +21,11 @@ fn run_case(dir: &Path) -> Result<(), String> {
         format!("output_dir={}", out.path().display()),
     ];
     if let Ok(text) = std::fs::read_to_string(dir.join("params")) {
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             args.push("--param".into());
             args.push(line.to_string());
         }
@@ -67,12 +71,25 @@ fn golden_cases() {
         .filter(|p| p.join("pipeline.yaml").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 5, "expected golden cases under {}", root.display());
+    assert!(
+        cases.len() >= 5,
+        "expected golden cases under {}",
+        root.display()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         if let Err(e) = run_case(case) {
-            failures.push(format!("{}: {e}", case.file_name().unwrap().to_string_lossy()));
+            failures.push(format!(
+                "{}: {e}",
+                case.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -418,7 +418,10 @@ fn casts() {
         [Some(true), Some(true), N, Some(true)]
     );
     assert_eq!(ints(&one, "CAST(NULL AS int64)"), [None]);
-    assert_eq!(strs(&df, "CAST(ts AS string)")[0].as_deref(), Some("2024-02-28 23:30:00.000000"));
+    assert_eq!(
+        strs(&df, "CAST(ts AS string)")[0].as_deref(),
+        Some("2024-02-28 23:30:00.000000")
+    );
     assert_eq!(strs(&df, "CAST(b AS string)")[1].as_deref(), Some("false"));
     // int64 arithmetic wraps around on overflow (documented).
     assert_eq!(ints(&one, "9223372036854775807 + 1"), [Some(i64::MIN)]);
@@ -874,4 +877,60 @@ fn quoted_and_odd_column_names() {
         ints(&df, "\"my col\" + \"Date\" + \"we\"\"ird\""),
         [Some(9), Some(12)]
     );
+}
+
+#[test]
+fn strftime_from_patterns_parses_in_polars_directly() {
+    // The load step hands `datefmt::to_strftime` output straight to polars; the padding
+    // flags (`%-d`) must not stop polars from reading padded or unpadded values.
+    use polars::prelude::{col, IntoLazy, StrptimeOptions};
+    let df = pl::DataFrame::new_infer_height(vec![pl::Series::new(
+        "raw".into(),
+        [
+            Some("6/11/2018"),
+            Some("16/1/2019"),
+            Some("06/11/2018"),
+            None,
+        ],
+    )
+    .into()])
+    .unwrap();
+    for fmt in [
+        crate::datefmt::to_strftime("d/m/yyyy").unwrap(),
+        crate::datefmt::to_strftime("dd/mm/yyyy").unwrap(),
+    ] {
+        let out = df
+            .clone()
+            .lazy()
+            .select([col("raw").str().to_date(StrptimeOptions {
+                format: Some(fmt.as_str().into()),
+                strict: true,
+                exact: true,
+                cache: true,
+            })])
+            .collect()
+            .unwrap_or_else(|e| panic!("{fmt}: {e}"));
+        let s = out
+            .column("raw")
+            .unwrap()
+            .as_materialized_series()
+            .cast(&pl::DataType::String)
+            .unwrap();
+        let got: Vec<Option<String>> = s
+            .str()
+            .unwrap()
+            .iter()
+            .map(|o| o.map(str::to_string))
+            .collect();
+        assert_eq!(
+            got,
+            v(&[
+                Some("2018-11-06"),
+                Some("2019-01-16"),
+                Some("2018-11-06"),
+                None
+            ]),
+            "{fmt}"
+        );
+    }
 }

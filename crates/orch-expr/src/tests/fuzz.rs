@@ -398,10 +398,17 @@ fn deep_and_long_inputs_are_refused_not_overflowed() {
     // a test thread with the default 2 MiB stack).
     let df = frame();
     let chain = vec!["i"; 250].join(" + ");
-    assert_eq!(ints(&df, &chain), [Some(250), Some(-1750), None, Some(2500)]);
+    assert_eq!(
+        ints(&df, &chain),
+        [Some(250), Some(-1750), None, Some(2500)]
+    );
     let nested = format!("{}i{}", "abs(".repeat(40), ")".repeat(40));
     assert_eq!(ints(&df, &nested), [Some(1), Some(7), None, Some(10)]);
-    let cases = format!("{}0{}", "CASE WHEN i > 0 THEN 1 ELSE ".repeat(30), " END".repeat(30));
+    let cases = format!(
+        "{}0{}",
+        "CASE WHEN i > 0 THEN 1 ELSE ".repeat(30),
+        " END".repeat(30)
+    );
     assert_eq!(ints(&df, &cases), [Some(1), Some(0), Some(0), Some(1)]);
     let _ = schema;
 }

@@ -76,13 +76,20 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
         let pair = v.as_map().filter(|m| m.len() == 1);
         let Some([(fnode, arg)]) = pair else {
             ctx.error(
-                Diagnostic::error(format!("aggregation `{name}` must be one `function: argument` pair"))
-                    .at(v.span)
-                    .hint(format!("for example `{name}: {{sum: amount}}`; functions are {}", FUNCTIONS.join(", "))),
+                Diagnostic::error(format!(
+                    "aggregation `{name}` must be one `function: argument` pair"
+                ))
+                .at(v.span)
+                .hint(format!(
+                    "for example `{name}: {{sum: amount}}`; functions are {}",
+                    FUNCTIONS.join(", ")
+                )),
             );
             continue;
         };
-        let Some(function) = ctx.choice(fnode, "aggregation function", FUNCTIONS) else { continue };
+        let Some(function) = ctx.choice(fnode, "aggregation function", FUNCTIONS) else {
+            continue;
+        };
         let arg_text = arg.as_scalar().unwrap_or_default();
         let arg = if function == "count" && arg_text == "*" {
             None
@@ -92,9 +99,17 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
                 None => continue,
             }
         };
-        aggregations.push(Aggregation { name, function, arg, span });
+        aggregations.push(Aggregation {
+            name,
+            function,
+            arg,
+            span,
+        });
     }
-    Some(Box::new(Aggregate { group_by, aggregations }))
+    Some(Box::new(Aggregate {
+        group_by,
+        aggregations,
+    }))
 }
 
 impl Step for Aggregate {
@@ -147,7 +162,9 @@ impl Step for Aggregate {
                     continue;
                 }
                 (f, None) => {
-                    diags.push(Diagnostic::error(format!("`{f}` needs a column, not \"*\"")).at(a.span));
+                    diags.push(
+                        Diagnostic::error(format!("`{f}` needs a column, not \"*\"")).at(a.span),
+                    );
                     ok = false;
                     continue;
                 }
@@ -161,19 +178,32 @@ impl Step for Aggregate {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let input = inputs.pop().ok_or_else(|| RunError::internal("aggregate without input"))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let input = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("aggregate without input"))?;
         let schema = schemas[0];
         let mut aggs = Vec::with_capacity(self.aggregations.len());
         for a in &self.aggregations {
             let arg = match &a.arg {
-                Some(e) => Some(e.expr.to_polars(schema).map_err(|e| RunError::internal(e.message))?),
+                Some(e) => Some(
+                    e.expr
+                        .to_polars(schema)
+                        .map_err(|e| RunError::internal(e.message))?,
+                ),
                 None => None,
             };
             let e = match (a.function.as_str(), arg) {
                 ("count", None) => len().cast(polars::prelude::DataType::Int64),
                 ("count", Some(e)) => e.count().cast(polars::prelude::DataType::Int64),
-                ("count_distinct", Some(e)) => e.drop_nulls().n_unique().cast(polars::prelude::DataType::Int64),
+                ("count_distinct", Some(e)) => e
+                    .drop_nulls()
+                    .n_unique()
+                    .cast(polars::prelude::DataType::Int64),
                 ("sum", Some(e)) => {
                     let t = a.arg.as_ref().and_then(|x| x.expr.check(schema).ok());
                     let target = if t == Some(DataType::Float64) {
@@ -187,11 +217,14 @@ impl Step for Aggregate {
                 ("min", Some(e)) => e.min(),
                 ("max", Some(e)) => e.max(),
                 ("first", Some(e)) => e.first(),
-                ("sorted_distinct_list", Some(e)) => e
-                    .drop_nulls()
-                    .unique()
-                    .sort(SortOptions::default()),
-                (f, _) => return Err(RunError::internal(format!("aggregation {f} without argument"))),
+                ("sorted_distinct_list", Some(e)) => {
+                    e.drop_nulls().unique().sort(SortOptions::default())
+                }
+                (f, _) => {
+                    return Err(RunError::internal(format!(
+                        "aggregation {f} without argument"
+                    )))
+                }
             };
             aggs.push(e.alias(a.name.as_str()));
         }

@@ -35,7 +35,11 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
     let node = f.require("columns", ctx)?;
     let entries = ctx.entries(node, "columns")?;
     if entries.is_empty() {
-        ctx.error(Diagnostic::error("`columns` is empty").at(node.span).hint("add `name: expression` lines"));
+        ctx.error(
+            Diagnostic::error("`columns` is empty")
+                .at(node.span)
+                .hint("add `name: expression` lines"),
+        );
         return None;
     }
     let mut columns = Vec::new();
@@ -66,12 +70,24 @@ impl Step for Derive {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let mut lf = inputs.pop().ok_or_else(|| RunError::internal("derive without input"))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let mut lf = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("derive without input"))?;
         let mut schema = schemas[0].clone();
         for (name, e) in &self.columns {
-            let t = e.expr.check(&schema).map_err(|_| RunError::internal("derive check failed after compile"))?;
-            let pe = e.expr.to_polars(&schema).map_err(|e| RunError::internal(e.message))?;
+            let t = e
+                .expr
+                .check(&schema)
+                .map_err(|_| RunError::internal("derive check failed after compile"))?;
+            let pe = e
+                .expr
+                .to_polars(&schema)
+                .map_err(|e| RunError::internal(e.message))?;
             lf = lf.with_column(pe.alias(name.as_str()));
             schema.upsert(name, t);
         }

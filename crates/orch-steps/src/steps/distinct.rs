@@ -17,9 +17,11 @@ use serde::Serialize;
 
 pub const TYPE: StepType = StepType {
     name: "distinct",
-    summary: "Remove duplicate rows (optionally judged on a subset of columns; the first row is kept).",
+    summary:
+        "Remove duplicate rows (optionally judged on a subset of columns; the first row is kept).",
     arity: Arity::Exactly(1),
-    example: "- id: unique_invoices\n  type: distinct\n  input: invoices\n  columns: [invoice_id]\n",
+    example:
+        "- id: unique_invoices\n  type: distinct\n  input: invoices\n  columns: [invoice_id]\n",
     decode,
 };
 
@@ -50,8 +52,14 @@ impl Step for Distinct {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, _schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let lf = inputs.pop().ok_or_else(|| RunError::internal("distinct without input"))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        _schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let lf = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("distinct without input"))?;
         Ok(match &self.columns {
             // Whole-row duplicates are interchangeable: no need to pay for a stable pass.
             None => lf.unique_generic(None, UniqueKeepStrategy::Any),

@@ -52,9 +52,19 @@ impl Step for Filter {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let lf = inputs.pop().ok_or_else(|| RunError::internal("filter without input"))?;
-        let e = self.predicate.expr.to_polars(schemas[0]).map_err(|e| RunError::internal(e.message))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let lf = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("filter without input"))?;
+        let e = self
+            .predicate
+            .expr
+            .to_polars(schemas[0])
+            .map_err(|e| RunError::internal(e.message))?;
         Ok(lf.filter(e))
     }
 }

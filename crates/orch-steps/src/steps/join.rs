@@ -74,7 +74,12 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
         return None;
     }
     let suffix = f.take("suffix").and_then(|n| ctx.string(n, "suffix"));
-    Some(Box::new(Join { how, left_on: l, right_on: r, suffix }))
+    Some(Box::new(Join {
+        how,
+        left_on: l,
+        right_on: r,
+        suffix,
+    }))
 }
 
 impl Join {
@@ -151,9 +156,17 @@ impl Step for Join {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let right = inputs.pop().ok_or_else(|| RunError::internal("join without right input"))?;
-        let left = inputs.pop().ok_or_else(|| RunError::internal("join without left input"))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let right = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("join without right input"))?;
+        let left = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("join without left input"))?;
         let how = match self.how.as_str() {
             "inner" => JoinType::Inner,
             "left" => JoinType::Left,
@@ -174,7 +187,11 @@ impl Step for Join {
                     .filter(|n| !keys.contains(n) && left_schema.contains(n))
                     .map(|n| (n.to_string(), format!("{n}{s}")))
                     .unzip();
-                if old.is_empty() { right } else { right.rename(old, new, true) }
+                if old.is_empty() {
+                    right
+                } else {
+                    right.rename(old, new, true)
+                }
             }
             _ => right,
         };

@@ -68,11 +68,17 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
         }
     }
     let format = match f.take("format") {
-        Some(n) => ctx.choice(n, "format", &["csv", "parquet"]).map(|s| match s.as_str() {
-            "parquet" => Format::Parquet,
-            _ => Format::Csv,
-        }),
-        None => match path.as_deref().and_then(|p| Location::parse(p).ok()).and_then(|l| l.extension()) {
+        Some(n) => ctx
+            .choice(n, "format", &["csv", "parquet"])
+            .map(|s| match s.as_str() {
+                "parquet" => Format::Parquet,
+                _ => Format::Csv,
+            }),
+        None => match path
+            .as_deref()
+            .and_then(|p| Location::parse(p).ok())
+            .and_then(|l| l.extension())
+        {
             Some(e) if e == "parquet" || e == "pq" => Some(Format::Parquet),
             Some(e) if e == "csv" || e == "tsv" || e == "txt" => Some(Format::Csv),
             _ => {
@@ -87,7 +93,10 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
             }
         },
     };
-    let header = f.take("header").and_then(|n| ctx.bool(n, "header")).unwrap_or(true);
+    let header = f
+        .take("header")
+        .and_then(|n| ctx.bool(n, "header"))
+        .unwrap_or(true);
     let delimiter = single_char(f.take("delimiter"), "delimiter", ',', ctx);
     let quote = match f.take("quote") {
         Some(n) if n.is_null() => None,
@@ -111,18 +120,27 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
     }))
 }
 
-fn single_char(node: Option<&orch_spec::Node>, what: &str, default: char, ctx: &mut Ctx<'_>) -> char {
+fn single_char(
+    node: Option<&orch_spec::Node>,
+    what: &str,
+    default: char,
+    ctx: &mut Ctx<'_>,
+) -> char {
     let Some(n) = node else { return default };
-    let Some(s) = ctx.string(n, what) else { return default };
+    let Some(s) = ctx.string(n, what) else {
+        return default;
+    };
     let s = if s == "\\t" { "\t".to_string() } else { s };
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii() => c,
         _ => {
             ctx.error(
-                Diagnostic::error(format!("`{what}` must be a single ASCII character, got `{s}`"))
-                    .at(n.span)
-                    .hint(format!("for example `{what}: \"{default}\"`")),
+                Diagnostic::error(format!(
+                    "`{what}` must be a single ASCII character, got `{s}`"
+                ))
+                .at(n.span)
+                .hint(format!("for example `{what}: \"{default}\"`")),
             );
             default
         }
@@ -143,12 +161,17 @@ fn decode_schema(node: &orch_spec::Node, ctx: &mut Ctx<'_>) -> Option<Vec<Column
             (Some(v), None)
         };
         let Some(type_node) = type_node else { continue };
-        let Some(tname) = ctx.string(type_node, "type") else { continue };
+        let Some(tname) = ctx.string(type_node, "type") else {
+            continue;
+        };
         let Some(dtype) = DataType::parse(&tname) else {
             ctx.error(
                 Diagnostic::error(format!("unknown type `{tname}` for column `{name}`"))
                     .at(type_node.span)
-                    .maybe_hint(orch_spec::suggest::hint(&tname, DataType::NAMES.iter().copied()))
+                    .maybe_hint(orch_spec::suggest::hint(
+                        &tname,
+                        DataType::NAMES.iter().copied(),
+                    ))
                     .hint(format!("types are: {}", DataType::NAMES.join(", "))),
             );
             continue;
@@ -157,8 +180,10 @@ fn decode_schema(node: &orch_spec::Node, ctx: &mut Ctx<'_>) -> Option<Vec<Column
         if let Some(fnode) = format_node {
             if !dtype.is_temporal() {
                 ctx.error(
-                    Diagnostic::error(format!("`format` applies to date and datetime columns, not {dtype}"))
-                        .at(fnode.span),
+                    Diagnostic::error(format!(
+                        "`format` applies to date and datetime columns, not {dtype}"
+                    ))
+                    .at(fnode.span),
                 );
             } else if let Some(text) = ctx.string(fnode, "format") {
                 match datefmt::to_strftime(&text) {
@@ -171,14 +196,21 @@ fn decode_schema(node: &orch_spec::Node, ctx: &mut Ctx<'_>) -> Option<Vec<Column
                 }
             }
         }
-        cols.push(ColumnDecl { name, dtype, format, span });
+        cols.push(ColumnDecl {
+            name,
+            dtype,
+            format,
+            span,
+        });
     }
     Some(cols)
 }
 
 impl Load {
     fn local_path(&self) -> String {
-        Location::parse(&self.path).map(|l| l.display()).unwrap_or_else(|_| self.path.clone())
+        Location::parse(&self.path)
+            .map(|l| l.display())
+            .unwrap_or_else(|_| self.path.clone())
     }
 
     /// The raw scan: declared columns typed for the reader (dates with a custom format are
@@ -211,13 +243,18 @@ impl Load {
                     let overrides: polars::prelude::Schema = cols
                         .iter()
                         .map(|c| {
-                            let t = if c.format.is_some() { DataType::String } else { c.dtype.clone() };
+                            let t = if c.format.is_some() {
+                                DataType::String
+                            } else {
+                                c.dtype.clone()
+                            };
                             Field::new(c.name.as_str().into(), to_polars_dtype(&t))
                         })
                         .collect();
                     r = r.with_dtype_overwrite(Some(Arc::new(overrides)));
                 }
-                r.finish().map_err(|e| RunError::engine(format!("reading `{path}`"), e))
+                r.finish()
+                    .map_err(|e| RunError::engine(format!("reading `{path}`"), e))
             }
         }
     }
@@ -225,11 +262,16 @@ impl Load {
     /// Infers the file's schema (used when no schema is declared).
     fn infer(&self) -> Result<Schema, RunError> {
         let mut lf = self.scan(None)?;
-        let s = lf
-            .collect_schema()
-            .map_err(|e| RunError::engine(format!("reading the header of `{}`", self.local_path()), e))?;
+        let s = lf.collect_schema().map_err(|e| {
+            RunError::engine(format!("reading the header of `{}`", self.local_path()), e)
+        })?;
         Ok(s.iter()
-            .map(|(n, t)| (n.to_string(), from_polars_dtype(t).unwrap_or(DataType::String)))
+            .map(|(n, t)| {
+                (
+                    n.to_string(),
+                    from_polars_dtype(t).unwrap_or(DataType::String),
+                )
+            })
             .collect())
     }
 }
@@ -244,10 +286,17 @@ impl Step for Load {
             let mut seen = std::collections::HashSet::new();
             for c in cols {
                 if !seen.insert(c.name.as_str()) {
-                    diags.push(Diagnostic::error(format!("column `{}` is declared twice", c.name)).at(c.span));
+                    diags.push(
+                        Diagnostic::error(format!("column `{}` is declared twice", c.name))
+                            .at(c.span),
+                    );
                 }
             }
-            return Some(cols.iter().map(|c| (c.name.clone(), c.dtype.clone())).collect());
+            return Some(
+                cols.iter()
+                    .map(|c| (c.name.clone(), c.dtype.clone()))
+                    .collect(),
+            );
         }
         // No declared schema: the file itself tells, so it must exist at compile time.
         match self.infer() {
@@ -271,22 +320,36 @@ impl Step for Load {
         vec![self.local_path()]
     }
 
-    fn to_polars(&self, _inputs: Vec<LazyFrame>, _schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
+    fn to_polars(
+        &self,
+        _inputs: Vec<LazyFrame>,
+        _schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
         let Some(cols) = &self.schema else {
             return self.scan(None);
         };
         let mut lf = self.scan(Some(cols))?;
         // Check the declared columns against the file's header before any data is read.
-        let file_schema = lf
-            .collect_schema()
-            .map_err(|e| RunError::engine(format!("reading the header of `{}`", self.local_path()), e))?;
+        let file_schema = lf.collect_schema().map_err(|e| {
+            RunError::engine(format!("reading the header of `{}`", self.local_path()), e)
+        })?;
         let file_cols: Schema = file_schema
             .iter()
-            .map(|(n, t)| (n.to_string(), from_polars_dtype(t).unwrap_or(DataType::String)))
+            .map(|(n, t)| {
+                (
+                    n.to_string(),
+                    from_polars_dtype(t).unwrap_or(DataType::String),
+                )
+            })
             .collect();
         for c in cols {
             if !file_cols.contains(&c.name) {
-                let d = missing_column(&c.name, c.span, &file_cols, &format!("the header of `{}`", self.local_path()));
+                let d = missing_column(
+                    &c.name,
+                    c.span,
+                    &file_cols,
+                    &format!("the header of `{}`", self.local_path()),
+                );
                 return Err(RunError::user(d.message.clone(), Some(d.hints.join("; "))));
             }
         }
@@ -304,7 +367,12 @@ impl Step for Load {
                     (Some(fmt), DataType::Datetime) => e.str().to_datetime(
                         Some(TimeUnit::Microseconds),
                         None,
-                        StrptimeOptions { format: Some(fmt.as_str().into()), strict: true, exact: true, cache: true },
+                        StrptimeOptions {
+                            format: Some(fmt.as_str().into()),
+                            strict: true,
+                            exact: true,
+                            cache: true,
+                        },
                         lit("raise"),
                     ),
                     _ => e,

@@ -53,7 +53,11 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
     if let Some(n) = f.take("rename") {
         for (old, span, v) in ctx.entries(n, "rename")? {
             let new = ctx.string(v, &format!("rename of `{old}`"))?;
-            rename.push(Rename { from: old, to: new, span });
+            rename.push(Rename {
+                from: old,
+                to: new,
+                span,
+            });
         }
     }
     if columns.is_none() && drop.is_empty() && rename.is_empty() {
@@ -64,12 +68,20 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
         );
         return None;
     }
-    Some(Box::new(Select { columns, drop, rename }))
+    Some(Box::new(Select {
+        columns,
+        drop,
+        rename,
+    }))
 }
 
 impl Select {
     /// Output column names paired with their source names.
-    fn plan(&self, input: &Schema, diags: &mut Diagnostics) -> Option<(Schema, Vec<(String, String)>)> {
+    fn plan(
+        &self,
+        input: &Schema,
+        diags: &mut Diagnostics,
+    ) -> Option<(Schema, Vec<(String, String)>)> {
         let errors = diags.error_count();
         let mut picked: Vec<(String, orch_spec::DataType)> = match &self.columns {
             Some(cols) => {
@@ -77,7 +89,10 @@ impl Select {
                 for c in cols {
                     if let Some(t) = c.resolve(input, "the input", diags) {
                         if v.iter().any(|(n, _)| n == &c.name) {
-                            diags.push(Diagnostic::error(format!("column `{}` is listed twice", c.name)).at(c.span));
+                            diags.push(
+                                Diagnostic::error(format!("column `{}` is listed twice", c.name))
+                                    .at(c.span),
+                            );
                         }
                         v.push((c.name.clone(), t.clone()));
                     }
@@ -91,12 +106,22 @@ impl Select {
             if current.contains(&d.name) {
                 picked.retain(|(n, _)| n != &d.name);
             } else {
-                diags.push(missing_column(&d.name, d.span, &current, "the columns to drop from"));
+                diags.push(missing_column(
+                    &d.name,
+                    d.span,
+                    &current,
+                    "the columns to drop from",
+                ));
             }
         }
         let mut out: Vec<(String, String, orch_spec::DataType)> =
             picked.into_iter().map(|(n, t)| (n.clone(), n, t)).collect();
-        for Rename { from: old, to: new, span } in &self.rename {
+        for Rename {
+            from: old,
+            to: new,
+            span,
+        } in &self.rename
+        {
             match out.iter_mut().find(|(_, src, _)| src == old) {
                 Some(slot) => slot.0 = new.clone(),
                 None => {
@@ -132,8 +157,14 @@ impl Step for Select {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let lf = inputs.pop().ok_or_else(|| RunError::internal("select without input"))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let lf = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("select without input"))?;
         let (_, pairs) = self
             .plan(schemas[0], &mut Diagnostics::new())
             .ok_or_else(|| RunError::internal("select plan failed after compile"))?;

@@ -38,12 +38,19 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
         None => vec![false; by.len()],
         Some(n) => match n.as_seq() {
             Some(items) => {
-                let flags: Vec<bool> = items.iter().filter_map(|i| ctx.bool(i, "descending")).collect();
+                let flags: Vec<bool> = items
+                    .iter()
+                    .filter_map(|i| ctx.bool(i, "descending"))
+                    .collect();
                 if flags.len() != by.len() {
                     ctx.error(
-                        Diagnostic::error(format!("`descending` has {} flags for {} columns", flags.len(), by.len()))
-                            .at(n.span)
-                            .hint("give one flag per `by` column, or a single true/false"),
+                        Diagnostic::error(format!(
+                            "`descending` has {} flags for {} columns",
+                            flags.len(),
+                            by.len()
+                        ))
+                        .at(n.span)
+                        .hint("give one flag per `by` column, or a single true/false"),
                     );
                     return None;
                 }
@@ -52,13 +59,23 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
             None => vec![ctx.bool(n, "descending")?; by.len()],
         },
     };
-    let nulls_last = f.take("nulls_last").and_then(|n| ctx.bool(n, "nulls_last")).unwrap_or(false);
-    Some(Box::new(Sort { by, descending, nulls_last }))
+    let nulls_last = f
+        .take("nulls_last")
+        .and_then(|n| ctx.bool(n, "nulls_last"))
+        .unwrap_or(false);
+    Some(Box::new(Sort {
+        by,
+        descending,
+        nulls_last,
+    }))
 }
 
 impl Step for Sort {
     fn schema(&self, inputs: &[&Schema], diags: &mut Diagnostics) -> Option<Schema> {
-        let ok = self.by.iter().all(|c| c.resolve(inputs[0], "the input", diags).is_some());
+        let ok = self
+            .by
+            .iter()
+            .all(|c| c.resolve(inputs[0], "the input", diags).is_some());
         ok.then(|| inputs[0].clone())
     }
 
@@ -66,8 +83,14 @@ impl Step for Sort {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, _schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        let lf = inputs.pop().ok_or_else(|| RunError::internal("sort without input"))?;
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        _schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        let lf = inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("sort without input"))?;
         let names: Vec<&str> = self.by.iter().map(|c| c.name.as_str()).collect();
         let opts = SortMultipleOptions::default()
             .with_order_descending_multi(self.descending.clone())

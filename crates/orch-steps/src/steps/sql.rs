@@ -38,7 +38,11 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
     let node = f.require("query", ctx)?;
     let query = ctx.string(node, "query")?;
     let tables = decl.inputs.iter().map(|(n, _)| n.clone()).collect();
-    Some(Box::new(Sql { query, tables, span: node.span }))
+    Some(Box::new(Sql {
+        query,
+        tables,
+        span: node.span,
+    }))
 }
 
 impl Sql {
@@ -61,7 +65,9 @@ impl Step for Sql {
                 let schema: polars::prelude::Schema = s
                     .fields()
                     .iter()
-                    .map(|(n, t)| polars::prelude::Field::new(n.as_str().into(), to_polars_dtype(t)))
+                    .map(|(n, t)| {
+                        polars::prelude::Field::new(n.as_str().into(), to_polars_dtype(t))
+                    })
                     .collect();
                 DataFrame::empty_with_schema(&schema).lazy()
             })
@@ -70,7 +76,12 @@ impl Step for Sql {
         match result {
             Ok(s) => Some(
                 s.iter()
-                    .map(|(n, t)| (n.to_string(), from_polars_dtype(t).unwrap_or(DataType::String)))
+                    .map(|(n, t)| {
+                        (
+                            n.to_string(),
+                            from_polars_dtype(t).unwrap_or(DataType::String),
+                        )
+                    })
                     .collect(),
             ),
             Err(e) => {
@@ -88,7 +99,12 @@ impl Step for Sql {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, inputs: Vec<LazyFrame>, _schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        self.run(inputs).map_err(|e| RunError::engine("running the SQL query", e))
+    fn to_polars(
+        &self,
+        inputs: Vec<LazyFrame>,
+        _schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        self.run(inputs)
+            .map_err(|e| RunError::engine("running the SQL query", e))
     }
 }

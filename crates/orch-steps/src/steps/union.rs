@@ -44,8 +44,16 @@ impl Step for Union {
             first.sort_unstable();
             other.sort_unstable();
             if first != other {
-                let missing: Vec<&str> = first.iter().filter(|n| !other.contains(n)).copied().collect();
-                let extra: Vec<&str> = other.iter().filter(|n| !first.contains(n)).copied().collect();
+                let missing: Vec<&str> = first
+                    .iter()
+                    .filter(|n| !other.contains(n))
+                    .copied()
+                    .collect();
+                let extra: Vec<&str> = other
+                    .iter()
+                    .filter(|n| !first.contains(n))
+                    .copied()
+                    .collect();
                 diags.push(
                     Diagnostic::error(format!(
                         "input {} of the union has different columns: missing [{}], extra [{}]",
@@ -65,9 +73,12 @@ impl Step for Union {
                     Some(u) => out.upsert(name, u),
                     None => {
                         diags.push(
-                            Diagnostic::error(format!("column `{name}` is {cur} in one input and {t} in input {}", i + 1))
-                                .at(self.span)
-                                .hint("cast it to one type with a `derive` step"),
+                            Diagnostic::error(format!(
+                                "column `{name}` is {cur} in one input and {t} in input {}",
+                                i + 1
+                            ))
+                            .at(self.span)
+                            .hint("cast it to one type with a `derive` step"),
                         );
                         ok = false;
                     }
@@ -81,7 +92,11 @@ impl Step for Union {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
+    fn to_polars(
+        &self,
+        inputs: Vec<LazyFrame>,
+        schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
         let out = self
             .schema(schemas, &mut Diagnostics::new())
             .ok_or_else(|| RunError::internal("union schema failed after compile"))?;
@@ -91,8 +106,16 @@ impl Step for Union {
             .iter()
             .map(|(n, t)| col(n.as_str()).cast(to_polars_dtype(t)))
             .collect();
-        let aligned: Vec<LazyFrame> = inputs.into_iter().map(|lf| lf.select(exprs.clone())).collect();
-        let args = UnionArgs { parallel: true, rechunk: false, maintain_order: true, ..Default::default() };
+        let aligned: Vec<LazyFrame> = inputs
+            .into_iter()
+            .map(|lf| lf.select(exprs.clone()))
+            .collect();
+        let args = UnionArgs {
+            parallel: true,
+            rechunk: false,
+            maintain_order: true,
+            ..Default::default()
+        };
         concat(aligned, args).map_err(|e| RunError::engine("stacking the union's inputs", e))
     }
 }

@@ -21,7 +21,8 @@ pub const TYPE: StepType = StepType {
     name: "write",
     summary: "Write the input to Parquet or CSV, atomically (temporary name, then rename).",
     arity: Arity::Exactly(1),
-    example: "- id: write_report\n  type: write\n  input: report\n  path: ${output_dir}/report.parquet\n",
+    example:
+        "- id: write_report\n  type: write\n  input: report\n  path: ${output_dir}/report.parquet\n",
     decode,
 };
 
@@ -78,19 +79,31 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
             match (c.next(), c.next()) {
                 (Some(ch), None) if ch.is_ascii() => ch,
                 _ => {
-                    ctx.error(Diagnostic::error("`delimiter` must be one ASCII character").at(n.span));
+                    ctx.error(
+                        Diagnostic::error("`delimiter` must be one ASCII character").at(n.span),
+                    );
                     return None;
                 }
             }
         }
         None => ',',
     };
-    let header = f.take("header").and_then(|n| ctx.bool(n, "header")).unwrap_or(true);
+    let header = f
+        .take("header")
+        .and_then(|n| ctx.bool(n, "header"))
+        .unwrap_or(true);
     let list_separator = f
         .take("list_separator")
         .and_then(|n| ctx.string(n, "list_separator"))
         .unwrap_or_else(|| ",".to_string());
-    Some(Box::new(Write { path, format, delimiter, header, list_separator, span: node.span }))
+    Some(Box::new(Write {
+        path,
+        format,
+        delimiter,
+        header,
+        list_separator,
+        span: node.span,
+    }))
 }
 
 impl Write {
@@ -110,9 +123,11 @@ impl Step for Write {
                 if let DataType::List(inner) = t {
                     if matches!(**inner, DataType::List(_)) {
                         diags.push(
-                            Diagnostic::error(format!("column `{name}` is a nested list, which CSV cannot hold"))
-                                .at(self.span)
-                                .hint("write Parquet, or flatten the column first"),
+                            Diagnostic::error(format!(
+                                "column `{name}` is a nested list, which CSV cannot hold"
+                            ))
+                            .at(self.span)
+                            .hint("write Parquet, or flatten the column first"),
                         );
                     }
                 }
@@ -125,8 +140,14 @@ impl Step for Write {
         fingerprint_of(TYPE.name, self)
     }
 
-    fn to_polars(&self, mut inputs: Vec<LazyFrame>, _schemas: &[&Schema]) -> Result<LazyFrame, RunError> {
-        inputs.pop().ok_or_else(|| RunError::internal("write without input"))
+    fn to_polars(
+        &self,
+        mut inputs: Vec<LazyFrame>,
+        _schemas: &[&Schema],
+    ) -> Result<LazyFrame, RunError> {
+        inputs
+            .pop()
+            .ok_or_else(|| RunError::internal("write without input"))
     }
 
     fn write(&self, df: &mut DataFrame) -> Result<Vec<Staged>, RunError> {
@@ -158,7 +179,10 @@ impl Step for Write {
 
 /// Joins list columns into text so that CSV can hold them.
 fn csv_ready(df: &DataFrame, sep: &str) -> PolarsResult<DataFrame> {
-    let has_list = df.columns().iter().any(|c| matches!(c.dtype(), polars::prelude::DataType::List(_)));
+    let has_list = df
+        .columns()
+        .iter()
+        .any(|c| matches!(c.dtype(), polars::prelude::DataType::List(_)));
     if !has_list {
         return Ok(df.clone());
     }
@@ -169,7 +193,9 @@ fn csv_ready(df: &DataFrame, sep: &str) -> PolarsResult<DataFrame> {
             let e = col(c.name().as_str());
             match c.dtype() {
                 polars::prelude::DataType::List(_) => e
-                    .cast(polars::prelude::DataType::List(Box::new(polars::prelude::DataType::String)))
+                    .cast(polars::prelude::DataType::List(Box::new(
+                        polars::prelude::DataType::String,
+                    )))
                     .list()
                     .join(lit(sep), true),
                 _ => e,

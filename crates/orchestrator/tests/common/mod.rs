@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 
 /// The repository root (two levels above this crate).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn bin() -> Command {
@@ -19,7 +22,10 @@ pub fn bin() -> Command {
 
 /// Runs `orchestrator ARGS` from the repository root.
 pub fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("failed to start orchestrator")
+    bin()
+        .args(args)
+        .output()
+        .expect("failed to start orchestrator")
 }
 
 pub fn code(o: &Output) -> i32 {
@@ -63,8 +69,20 @@ pub fn assert_csv_eq(actual: &Path, expected: &Path) {
     let e = read_csv_text(expected);
     let an: Vec<_> = a.get_column_names().iter().map(|s| s.to_string()).collect();
     let en: Vec<_> = e.get_column_names().iter().map(|s| s.to_string()).collect();
-    assert_eq!(an, en, "columns differ: {} vs {}", actual.display(), expected.display());
-    assert_eq!(a.height(), e.height(), "row counts differ: {} vs {}", actual.display(), expected.display());
+    assert_eq!(
+        an,
+        en,
+        "columns differ: {} vs {}",
+        actual.display(),
+        expected.display()
+    );
+    assert_eq!(
+        a.height(),
+        e.height(),
+        "row counts differ: {} vs {}",
+        actual.display(),
+        expected.display()
+    );
     for name in &en {
         let ac = a.column(name).unwrap().str().unwrap().clone();
         let ec = e.column(name).unwrap().str().unwrap().clone();
