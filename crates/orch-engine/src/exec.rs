@@ -268,7 +268,7 @@ struct UnitOutput {
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
 enum Work {
-    Materialize(LazyFrame),
+    Materialize(Box<LazyFrame>),
     Sink(DataFrame),
 }
 
@@ -318,7 +318,9 @@ fn prepare(
         .map(|&i| lazy_for(plan, i, materialized, frames))
         .collect::<Result<Vec<_>, _>>()?;
     let schemas: Vec<_> = s.inputs.iter().map(|&i| &plan.steps[i].schema).collect();
-    Ok(Work::Materialize(s.step.to_polars(inputs, &schemas)?))
+    Ok(Work::Materialize(Box::new(
+        s.step.to_polars(inputs, &schemas)?,
+    )))
 }
 
 /// The lazy plan of step `i`: a materialised frame, or its step applied to its inputs' plans.

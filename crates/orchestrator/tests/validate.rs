@@ -324,3 +324,30 @@ fn a_failed_run_exits_1_and_keeps_previous_outputs() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+#[test]
+fn readme_walkthrough_pipeline_runs() {
+    // The README's walk-through: a new dataset and pipeline reading late_payment's output.
+    let out = tempfile::tempdir().unwrap();
+    let out_param = format!("output_dir={}", out.path().display());
+    let o = run(&[
+        "run",
+        "pipelines/late_payment.yaml",
+        "-p",
+        "as_of=2021-03-01",
+        "-p",
+        &out_param,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(&["run", "examples/late_by_region.yaml", "-p", &out_param]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(out.path().join("late_by_region.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "region,accounts,late_invoices,late_amount");
+    // 200 accounts spread over 4 regions by (id * 7) % 4: 50 each.
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[1..].iter().all(|l| l.split(',').nth(1) == Some("50")),
+        "{text}"
+    );
+}

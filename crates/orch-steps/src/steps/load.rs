@@ -187,7 +187,8 @@ fn decode_schema(node: &orch_spec::Node, ctx: &mut Ctx<'_>) -> Option<Vec<Column
                 );
             } else if let Some(text) = ctx.string(fnode, "format") {
                 match datefmt::to_strftime(&text) {
-                    Ok(f) => format = Some(f),
+                    // The fast parser reads unpadded days/months with the padded directives.
+                    Ok(f) => format = Some(datefmt::for_parsing(&f)),
                     Err(e) => ctx.error(
                         Diagnostic::error(format!("bad date format `{text}`: {}", e.message))
                             .at(fnode.span)
