@@ -296,6 +296,7 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
             step,
             schema: schemas[i].clone()?,
             span: s.id_span,
+            cache: s.cache,
         });
     }
     Some(Plan {

@@ -8,7 +8,8 @@
 //! so a failed run leaves every previous output as it was.
 
 use crate::plan::Plan;
-use orch_steps::storage::Staged;
+use orch_state::{FileRecord, StepRecord};
+use orch_steps::storage::{stage, Staged};
 use orch_steps::{Role, RunError};
 use polars::prelude::{DataFrame, IntoLazy, LazyFrame};
 use std::collections::HashMap;
@@ -26,6 +27,9 @@ pub enum StepStatus {
     Fused {
         into: String,
     },
+    /// Not run: its fingerprint matched the last successful run and its result (an output
+    /// file or a cached result) is still there.
+    Cached,
     /// Not needed by any output.
     Unused,
     /// Not run because an earlier unit failed.
@@ -56,6 +60,22 @@ pub struct RunReport {
     #[serde(serialize_with = "ser_secs")]
     pub elapsed: Duration,
     pub outputs: Vec<PathBuf>,
+    /// State records of the steps that ran or were reused, to commit once outputs are durable.
+    #[serde(skip)]
+    pub records: Vec<(String, StepRecord)>,
+}
+
+/// What the previous runs left: lets a run reuse outputs and cached results.
+#[derive(Debug, Clone, Default)]
+pub struct CacheCtx {
+    /// Fingerprints of this run's steps, indexed like `plan.steps`.
+    pub fingerprints: Vec<String>,
+    /// The last successful records, by step id.
+    pub previous: HashMap<String, StepRecord>,
+    /// Ignore previous records: recompute and rewrite everything.
+    pub full_refresh: bool,
+    /// Where `cache: true` results are kept as Parquet.
+    pub cache_dir: PathBuf,
 }
 
 /// A run that stopped: the failing step, the error and what happened to every step.
@@ -88,6 +108,8 @@ pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 pub struct RunOptions {
     pub max_parallel: usize,
     pub observer: Option<Observer>,
+    /// Reuse of previous results; `None` recomputes everything and records nothing.
+    pub cache: Option<CacheCtx>,
 }
 
 impl Default for RunOptions {
@@ -95,6 +117,7 @@ impl Default for RunOptions {
         RunOptions {
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
             observer: None,
+            cache: None,
         }
     }
 }
@@ -102,15 +125,96 @@ impl Default for RunOptions {
 /// One schedulable piece of work.
 struct Unit {
     step: usize,
-    /// Units (by step index) whose frames this unit reads.
+    /// Units (by step index) whose results this unit reads.
     deps: Vec<usize>,
+}
+
+/// A result available to later units: computed in this run, or reused from the cache.
+#[derive(Clone)]
+enum Ready {
+    Frame(DataFrame),
+    Parquet(PathBuf),
+}
+
+impl Ready {
+    fn lazy(&self) -> Result<LazyFrame, RunError> {
+        match self {
+            Ready::Frame(df) => Ok(df.clone().lazy()),
+            Ready::Parquet(p) => {
+                let path = polars::prelude::PlRefPath::new(p.to_string_lossy().as_ref());
+                LazyFrame::scan_parquet(path, Default::default()).map_err(|e| {
+                    RunError::engine(format!("reading the cached result `{}`", p.display()), e)
+                })
+            }
+        }
+    }
+
+    fn frame(&self) -> Result<DataFrame, RunError> {
+        match self {
+            Ready::Frame(df) => Ok(df.clone()),
+            Ready::Parquet(_) => self
+                .lazy()?
+                .collect()
+                .map_err(|e| RunError::engine("reading a cached result", e)),
+        }
+    }
+}
+
+/// What can be reused from the previous run, decided before anything runs.
+struct Reuse {
+    /// Sinks whose outputs are still exactly what this run would write.
+    sinks: Vec<bool>,
+    /// `cache: true` steps whose stored result matches.
+    cached: HashMap<usize, PathBuf>,
+}
+
+fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
+    let n = plan.steps.len();
+    let mut r = Reuse {
+        sinks: vec![false; n],
+        cached: HashMap::new(),
+    };
+    let Some(c) = cache.filter(|c| !c.full_refresh) else {
+        return r;
+    };
+    for (i, s) in plan.steps.iter().enumerate() {
+        let Some(prev) = c.previous.get(&s.id) else {
+            continue;
+        };
+        if prev.fingerprint != c.fingerprints[i] {
+            continue;
+        }
+        if s.role() == Role::Sink {
+            // Reuse only if every file is still there with the content we wrote.
+            r.sinks[i] = !prev.outputs.is_empty()
+                && prev.outputs.iter().all(|f| {
+                    let p = std::path::Path::new(&f.path);
+                    std::fs::metadata(p).is_ok_and(|m| m.len() == f.size)
+                        && crate::fingerprint::file_hash(p).is_ok_and(|h| h == f.hash)
+                });
+        } else if s.cache {
+            if let Some(file) = &prev.cache_file {
+                let p = PathBuf::from(file);
+                if p.exists() {
+                    r.cached.insert(i, p);
+                }
+            }
+        }
+    }
+    r
 }
 
 /// Runs the plan to completion, committing outputs only if every unit succeeded.
 pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, RunFailure> {
     let started = Instant::now();
     let materialized = plan.materialized();
-    let units = units(&plan, &materialized);
+    let reuse = reuse(&plan, opts.cache.as_ref());
+    let mut ready: HashMap<usize, Ready> = reuse
+        .cached
+        .iter()
+        .map(|(&i, p)| (i, Ready::Parquet(p.clone())))
+        .collect();
+    let units = needed_units(&plan, &materialized, &reuse, &ready);
     let notify = |e: Event| {
         if let Some(o) = &opts.observer {
             o(&e);
@@ -131,9 +235,21 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         })
         .collect();
     mark_fused(&plan, &materialized, &mut reports);
+    let in_units: Vec<usize> = units.iter().map(|u| u.step).collect();
+    for (i, r) in reports.iter_mut().enumerate() {
+        let reused = reuse.sinks[i] || reuse.cached.contains_key(&i);
+        let fused_into_unit = matches!(&r.status, StepStatus::Fused { into } if plan.index(into).is_some_and(|u| in_units.contains(&u)));
+        let s = &plan.steps[i];
+        let truly_unused = s.consumers.is_empty() && s.role() != Role::Sink;
+        let runs_now = in_units.contains(&i) || fused_into_unit;
+        // Not run now but needed by an output: its result is part of a reused output.
+        if reused || (opts.cache.is_some() && !runs_now && !truly_unused) {
+            r.status = StepStatus::Cached;
+        }
+    }
 
-    let mut frames: HashMap<usize, DataFrame> = HashMap::new();
     let mut staged: Vec<Staged> = Vec::new();
+    let mut produced: HashMap<usize, UnitOutput> = HashMap::new();
     let mut pending: Vec<&Unit> = units.iter().collect();
     let mut running: JoinSet<(usize, Result<UnitOutput, RunError>, Duration)> = JoinSet::new();
     let mut failure: Option<(usize, RunError)> = None;
@@ -143,9 +259,16 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         if failure.is_none() {
             let mut i = 0;
             while i < pending.len() && running.len() < opts.max_parallel.max(1) {
-                if pending[i].deps.iter().all(|d| frames.contains_key(d)) {
+                if pending[i].deps.iter().all(|d| ready.contains_key(d)) {
                     let unit = pending.remove(i);
-                    let work = match prepare(&plan, unit.step, &materialized, &frames) {
+                    let cache_path = match &opts.cache {
+                        Some(c) if plan.steps[unit.step].cache => Some(
+                            c.cache_dir
+                                .join(format!("{}.parquet", c.fingerprints[unit.step])),
+                        ),
+                        _ => None,
+                    };
+                    let work = match prepare(&plan, unit.step, &materialized, &ready) {
                         Ok(w) => w,
                         Err(e) => {
                             failure = Some((unit.step, e));
@@ -160,7 +283,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
                     let step = unit.step;
                     running.spawn_blocking(move || {
                         let t = Instant::now();
-                        let r = work.run(&plan, step);
+                        let r = work.run(&plan, step, cache_path);
                         (step, r, t.elapsed())
                     });
                 } else {
@@ -183,7 +306,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         };
         let id = plan.steps[step].id.clone();
         match result {
-            Ok(out) => {
+            Ok(mut out) => {
                 let rows = out.rows;
                 tracing::info!(step = %id, rows, ms = elapsed.as_millis() as u64, "step finished");
                 notify(Event::Finished {
@@ -200,10 +323,11 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
                     .iter()
                     .map(|s| s.target().display().to_string())
                     .collect();
-                staged.extend(out.staged);
-                if let Some(df) = out.frame {
-                    frames.insert(step, df);
+                staged.append(&mut out.staged);
+                if let Some(df) = out.frame.take() {
+                    ready.insert(step, Ready::Frame(df));
                 }
+                produced.insert(step, out);
             }
             Err(e) => {
                 tracing::error!(step = %id, error = %e, "step failed");
@@ -221,6 +345,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         steps: Vec::new(),
         elapsed: started.elapsed(),
         outputs: Vec::new(),
+        records: Vec::new(),
     };
     if let Some((step, error)) = failure {
         // Dropping the staged files deletes them: previous outputs stay as they were.
@@ -240,10 +365,19 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
             report,
         });
     }
-    // Every unit succeeded: publish the outputs.
+    // Every unit succeeded: publish the outputs (and cached results).
     for s in staged {
         match s.commit() {
-            Ok(p) => report.outputs.push(p),
+            Ok(p) => {
+                if !p.starts_with(
+                    opts.cache
+                        .as_ref()
+                        .map_or_else(PathBuf::new, |c| c.cache_dir.clone()),
+                ) || opts.cache.is_none()
+                {
+                    report.outputs.push(p);
+                }
+            }
             Err(error) => {
                 report.steps = reports;
                 return Err(RunFailure {
@@ -254,9 +388,69 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
             }
         }
     }
+    if let Some(c) = &opts.cache {
+        report.records = records(&plan, c, &reports, &produced);
+    }
     report.steps = reports;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// State records after a successful run: new ones for what ran, the previous ones for what
+/// was reused.
+fn records(
+    plan: &Plan,
+    c: &CacheCtx,
+    reports: &[StepReport],
+    produced: &HashMap<usize, UnitOutput>,
+) -> Vec<(String, StepRecord)> {
+    let mut out = Vec::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let rec = match (&reports[i].status, produced.get(&i)) {
+            (StepStatus::Ran, Some(o)) => StepRecord {
+                fingerprint: c.fingerprints[i].clone(),
+                rows: Some(o.rows as u64),
+                outputs: o.files.clone(),
+                cache_file: o.cache_file.clone(),
+                watermark: None,
+            },
+            (StepStatus::Cached, _) => match c.previous.get(&s.id) {
+                Some(prev) if prev.fingerprint == c.fingerprints[i] => prev.clone(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        out.push((s.id.clone(), rec));
+    }
+    out
+}
+
+/// The units this run must execute: sinks whose outputs cannot be reused, and the
+/// materialised steps they need that are not available from the cache.
+fn needed_units(
+    plan: &Plan,
+    materialized: &[bool],
+    reuse: &Reuse,
+    ready: &HashMap<usize, Ready>,
+) -> Vec<Unit> {
+    let all = units(plan, materialized);
+    let mut needed = vec![false; plan.steps.len()];
+    // Walk from the sinks that must run, backwards through the units they read.
+    let mut stack: Vec<usize> = all
+        .iter()
+        .filter(|u| plan.steps[u.step].role() == Role::Sink && !reuse.sinks[u.step])
+        .map(|u| u.step)
+        .collect();
+    while let Some(i) = stack.pop() {
+        if needed[i] || ready.contains_key(&i) {
+            continue;
+        }
+        needed[i] = true;
+        if let Some(u) = all.iter().find(|u| u.step == i) {
+            stack.extend(u.deps.iter().copied());
+        }
+    }
+    all.into_iter().filter(|u| needed[u.step]).collect()
 }
 
 /// What a unit produced.
@@ -264,6 +458,9 @@ struct UnitOutput {
     rows: usize,
     frame: Option<DataFrame>,
     staged: Vec<Staged>,
+    /// Size and content hash of each file a sink wrote (for the state record).
+    files: Vec<FileRecord>,
+    cache_file: Option<String>,
 }
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
@@ -273,25 +470,58 @@ enum Work {
 }
 
 impl Work {
-    fn run(self, plan: &Plan, step: usize) -> Result<UnitOutput, RunError> {
+    fn run(
+        self,
+        plan: &Plan,
+        step: usize,
+        cache_path: Option<PathBuf>,
+    ) -> Result<UnitOutput, RunError> {
         let s = &plan.steps[step];
         match self {
             Work::Materialize(lf) => {
-                let df = lf
+                let mut df = (*lf)
                     .collect()
                     .map_err(|e| RunError::engine(format!("step `{}`", s.id), e))?;
+                let mut staged = Vec::new();
+                let mut cache_file = None;
+                if let Some(path) = cache_path {
+                    staged.push(stage(&path, |f| {
+                        polars::prelude::ParquetWriter::new(f)
+                            .finish(&mut df)
+                            .map(|_| ())
+                            .map_err(|e| RunError::engine(format!("caching step `{}`", s.id), e))
+                    })?);
+                    cache_file = Some(path.display().to_string());
+                }
                 Ok(UnitOutput {
                     rows: df.height(),
                     frame: Some(df),
-                    staged: Vec::new(),
+                    staged,
+                    files: Vec::new(),
+                    cache_file,
                 })
             }
             Work::Sink(mut df) => {
                 let staged = s.step.write(&mut df)?;
+                let mut files = Vec::new();
+                for st in &staged {
+                    let tmp = st.temp_path();
+                    let size = std::fs::metadata(tmp)
+                        .map_err(|e| RunError::io(tmp.display(), e))?
+                        .len();
+                    let hash = crate::fingerprint::file_hash(tmp)?;
+                    files.push(FileRecord {
+                        path: st.target().display().to_string(),
+                        size,
+                        hash,
+                    });
+                }
                 Ok(UnitOutput {
                     rows: df.height(),
                     frame: None,
                     staged,
+                    files,
+                    cache_file: None,
                 })
             }
         }
@@ -302,14 +532,17 @@ fn prepare(
     plan: &Plan,
     step: usize,
     materialized: &[bool],
-    frames: &HashMap<usize, DataFrame>,
+    frames: &HashMap<usize, Ready>,
 ) -> Result<Work, RunError> {
     let s = &plan.steps[step];
     if s.role() == Role::Sink {
         let input = s.inputs[0];
-        let df = frames.get(&input).cloned().ok_or_else(|| {
-            RunError::internal(format!("sink `{}` scheduled before its input", s.id))
-        })?;
+        let df = frames
+            .get(&input)
+            .ok_or_else(|| {
+                RunError::internal(format!("sink `{}` scheduled before its input", s.id))
+            })?
+            .frame()?;
         return Ok(Work::Sink(df));
     }
     let inputs = s
@@ -324,15 +557,15 @@ fn prepare(
 }
 
 /// The lazy plan of step `i`: a materialised frame, or its step applied to its inputs' plans.
-pub fn lazy_for(
+fn lazy_for(
     plan: &Plan,
     i: usize,
     materialized: &[bool],
-    frames: &HashMap<usize, DataFrame>,
+    frames: &HashMap<usize, Ready>,
 ) -> Result<LazyFrame, RunError> {
     if materialized[i] {
-        if let Some(df) = frames.get(&i) {
-            return Ok(df.clone().lazy());
+        if let Some(r) = frames.get(&i) {
+            return r.lazy();
         }
     }
     let s = &plan.steps[i];

@@ -6,9 +6,14 @@
 
 pub mod compile;
 pub mod exec;
+pub mod fingerprint;
 pub mod graph;
 pub mod plan;
+pub mod runner;
 
 pub use compile::{compile, compile_file, CompileError, CompileOptions};
-pub use exec::{execute, Event, RunFailure, RunOptions, RunReport, StepReport, StepStatus};
+pub use exec::{
+    execute, CacheCtx, Event, RunFailure, RunOptions, RunReport, StepReport, StepStatus,
+};
 pub use plan::Plan;
+pub use runner::{run_with_state, state_dir, RunConfig};

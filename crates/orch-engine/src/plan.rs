@@ -16,6 +16,9 @@ pub struct PlannedStep {
     pub step: Box<dyn Step>,
     pub schema: Schema,
     pub span: Span,
+    /// `cache: true`: keep the result as Parquet in the state folder and reuse it while the
+    /// fingerprint matches.
+    pub cache: bool,
 }
 
 impl PlannedStep {
@@ -59,7 +62,7 @@ impl Plan {
                 for &inp in &s.inputs {
                     m[inp] = true;
                 }
-            } else if s.consumers.len() > 1 {
+            } else if s.consumers.len() > 1 || s.cache {
                 m[i] = true;
             }
         }

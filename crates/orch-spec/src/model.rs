@@ -33,6 +33,8 @@ pub struct StepDecl {
     pub ty_span: Span,
     pub inputs: Vec<(String, Span)>,
     pub description: Option<String>,
+    /// `cache: true`: keep this step's result in the state folder for reuse.
+    pub cache: bool,
     pub node: Node,
 }
 
@@ -45,7 +47,7 @@ pub struct PipelineDecl {
 }
 
 /// Keys shared by every step; step types must not use these names for options.
-pub const COMMON_STEP_KEYS: &[&str] = &["id", "type", "inputs", "input", "description"];
+pub const COMMON_STEP_KEYS: &[&str] = &["id", "type", "inputs", "input", "description", "cache"];
 
 impl PipelineDecl {
     /// Reads the top level, reporting every structural problem found. Returns `None` only
@@ -236,6 +238,10 @@ fn read_step(node: &Node, ctx: &mut Ctx<'_>) -> Option<StepDecl> {
     let description = f
         .take("description")
         .and_then(|n| ctx.string(n, "description"));
+    let cache = f
+        .take("cache")
+        .and_then(|n| ctx.bool(n, "cache"))
+        .unwrap_or(false);
     // Step-specific keys are checked by the step type's decoder, not here.
     Some(StepDecl {
         id: id?,
@@ -244,6 +250,7 @@ fn read_step(node: &Node, ctx: &mut Ctx<'_>) -> Option<StepDecl> {
         ty_span: ty_node?.span,
         inputs,
         description,
+        cache,
         node: node.clone(),
     })
 }

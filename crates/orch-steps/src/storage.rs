@@ -65,6 +65,11 @@ impl Staged {
         &self.target
     }
 
+    /// Where the content waits until commit.
+    pub fn temp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
     /// Renames into place and syncs the folder entry.
     pub fn commit(self) -> Result<PathBuf, RunError> {
         let target = self.target;
@@ -104,6 +109,14 @@ where
         .tempfile_in(&dir)
         .map_err(|e| RunError::io(dir.display(), e))?;
     fill(tmp.as_file_mut())?;
+    // Temporary files are created private (0600); an output is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     tmp.as_file_mut()
         .flush()
         .map_err(|e| RunError::io(target.display(), e))?;

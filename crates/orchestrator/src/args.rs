@@ -55,6 +55,35 @@ pub enum Command {
         /// How many steps may run at once (default: the number of cores).
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Ignore cached results and state: recompute and rewrite everything.
+        #[arg(long)]
+        full_refresh: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show the last run and the state of each step.
+    Status {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List past runs.
+    History {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Manage run state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Manage cached results.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
     },
     /// Check a pipeline and report every problem found, without running it.
     Validate {
@@ -70,6 +99,38 @@ pub enum Command {
     },
     /// List the step types with an example each.
     Steps,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The state folder (default: `<output_dir>/.orchestrator`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Forget a pipeline's state (all steps, or one): the next run recomputes it.
+    Reset {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Only this step.
+        #[arg(long)]
+        step: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove cached results that no current step record uses.
+    Prune {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 /// Arguments after checking: what the commands act on.

@@ -3,9 +3,11 @@
 mod args;
 mod summary;
 
-use args::{Cli, Command, GraphFormat, LogFormat};
+use args::{CacheCommand, Cli, Command, GraphFormat, LogFormat, StateCommand};
 use clap::Parser;
-use orch_engine::{compile_file, execute, CompileOptions, Event, Plan, RunOptions};
+use orch_engine::{
+    compile_file, run_with_state, state_dir, CompileOptions, Event, Plan, RunConfig, RunOptions,
+};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -84,12 +86,102 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
             }
             Err(code) => code,
         },
-        Command::Run { pipeline, jobs } => {
+        Command::Run {
+            pipeline,
+            jobs,
+            full_refresh,
+            state,
+        } => {
             let plan = match load(&pipeline, interactive) {
                 Ok(p) => Arc::new(p),
                 Err(code) => return code,
             };
-            run(plan, jobs, interactive, cli.quiet)
+            let dir = state_dir(&plan, state.state_dir.as_deref());
+            run(plan, dir, full_refresh, jobs, interactive, cli.quiet)
+        }
+        Command::Status { pipeline, state } => {
+            with_store(&pipeline, &state, interactive, |plan, store| {
+                print!("{}", summary::status(plan, store)?);
+                Ok(())
+            })
+        }
+        Command::History { pipeline, state } => {
+            with_store(&pipeline, &state, interactive, |plan, store| {
+                print!("{}", summary::history(plan, store)?);
+                Ok(())
+            })
+        }
+        Command::State {
+            command:
+                StateCommand::Reset {
+                    pipeline,
+                    step,
+                    state,
+                },
+        } => with_store(&pipeline, &state, interactive, |plan, store| {
+            if let Some(s) = &step {
+                if plan.step(s).is_none() {
+                    return Err(format!("pipeline `{}` has no step `{s}`", plan.name));
+                }
+            }
+            let n = store
+                .reset(&plan.name, step.as_deref())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "cleared the state of {n} step(s) of `{}`; the next run recomputes them",
+                plan.name
+            );
+            Ok(())
+        }),
+        Command::Cache {
+            command: CacheCommand::Prune { pipeline, state },
+        } => {
+            let plan = match load(&pipeline, interactive) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let dir = state_dir(&plan, state.state_dir.as_deref());
+            match orch_engine::runner::prune_cache(&dir) {
+                Ok((n, bytes)) => {
+                    println!(
+                        "removed {n} unused cached result(s), {bytes} bytes, from {}",
+                        dir.display()
+                    );
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_RUN_FAILED
+                }
+            }
+        }
+    }
+}
+
+/// Compiles the pipeline, locks and opens its state folder, and runs `f`.
+fn with_store<F>(
+    pipeline: &args::PipelineArgs,
+    state: &args::StateArgs,
+    interactive: bool,
+    f: F,
+) -> u8
+where
+    F: FnOnce(&Plan, &orch_state::Store) -> Result<(), String>,
+{
+    let plan = match load(pipeline, interactive) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let dir = state_dir(&plan, state.state_dir.as_deref());
+    let result = orch_state::StateLock::acquire(&dir)
+        .and_then(|lock| orch_state::Store::open(&dir).map(|s| (lock, s)))
+        .map_err(|e| e.to_string())
+        .and_then(|(_lock, store)| f(&plan, &store));
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_RUN_FAILED
         }
     }
 }
@@ -118,7 +210,14 @@ fn load(args: &args::PipelineArgs, interactive: bool) -> Result<Plan, u8> {
     }
 }
 
-fn run(plan: Arc<Plan>, jobs: Option<usize>, interactive: bool, quiet: bool) -> u8 {
+fn run(
+    plan: Arc<Plan>,
+    state_dir: std::path::PathBuf,
+    full_refresh: bool,
+    jobs: Option<usize>,
+    interactive: bool,
+    quiet: bool,
+) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,7 +238,12 @@ fn run(plan: Arc<Plan>, jobs: Option<usize>, interactive: bool, quiet: bool) -> 
         opts.observer = Some(Arc::new(move |e: &Event| p.on_event(e)));
     }
     tracing::info!(pipeline = %plan.name, params = ?plan.params.iter().collect::<Vec<_>>(), "run started");
-    let result = runtime.block_on(execute(Arc::clone(&plan), opts));
+    let cfg = RunConfig {
+        state_dir,
+        full_refresh,
+        options: opts,
+    };
+    let result = runtime.block_on(run_with_state(Arc::clone(&plan), cfg));
     if let Some(p) = &progress {
         p.finish();
     }

@@ -30,6 +30,7 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
     for s in &report.steps {
         let status = match &s.status {
             StepStatus::Ran => "ran".to_string(),
+            StepStatus::Cached => "cached".to_string(),
             StepStatus::Fused { into } => format!("fused into {into}"),
             StepStatus::Unused => "unused".to_string(),
             StepStatus::Skipped => "skipped".to_string(),
@@ -113,4 +114,88 @@ pub fn step_reference() -> String {
         out.push('\n');
     }
     out
+}
+
+/// `orchestrator status`: the last run and each step's state.
+pub fn status(plan: &orch_engine::Plan, store: &orch_state::Store) -> Result<String, String> {
+    let mut out = String::new();
+    let runs = store.runs(&plan.name).map_err(|e| e.to_string())?;
+    match runs.last() {
+        None => out.push_str(&format!(
+            "pipeline `{}`: never run with state folder {}\n",
+            plan.name,
+            store.dir().display()
+        )),
+        Some(r) => {
+            out.push_str(&format!(
+                "pipeline `{}`: last run #{} {} (started {}, ended {})\n",
+                plan.name, r.id, r.status, r.started, r.ended
+            ));
+            if let Some(e) = &r.error {
+                out.push_str(&format!("  error: {e}\n"));
+            }
+            let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("  params: {}\n", params.join(", ")));
+        }
+    }
+    let records = store.steps(&plan.name).map_err(|e| e.to_string())?;
+    out.push_str(&format!(
+        "  {:<24}  {:<18}  {:>10}  {}\n",
+        "step", "fingerprint", "rows", "watermark / files"
+    ));
+    for s in &plan.steps {
+        match records.iter().find(|(id, _)| id == &s.id) {
+            None => out.push_str(&format!(
+                "  {:<24}  {:<18}  {:>10}  \n",
+                s.id, "(none)", "-"
+            )),
+            Some((_, r)) => {
+                let detail = match (&r.watermark, r.outputs.is_empty(), &r.cache_file) {
+                    (Some(w), _, _) => w.to_string(),
+                    (None, false, _) => r
+                        .outputs
+                        .iter()
+                        .map(|f| f.path.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    (None, true, Some(c)) => format!("cached at {c}"),
+                    _ => String::new(),
+                };
+                let fp: String = r.fingerprint.chars().take(16).collect();
+                let rows = r.rows.map_or_else(|| "-".to_string(), |n| n.to_string());
+                out.push_str(&format!(
+                    "  {:<24}  {:<18}  {:>10}  {detail}\n",
+                    s.id, fp, rows
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `orchestrator history`: one line per run, oldest first.
+pub fn history(plan: &orch_engine::Plan, store: &orch_state::Store) -> Result<String, String> {
+    let runs = store.runs(&plan.name).map_err(|e| e.to_string())?;
+    let mut out = format!(
+        "{:>5}  {:<7}  {:<32}  {:>6} {:>6} {:>6}  params\n",
+        "run", "status", "started", "ran", "cached", "failed"
+    );
+    for r in &runs {
+        let count = |w: &str| r.steps.iter().filter(|s| s.status == w).count();
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!(
+            "{:>5}  {:<7}  {:<32}  {:>6} {:>6} {:>6}  {}\n",
+            r.id,
+            r.status,
+            r.started,
+            count("ran"),
+            count("cached"),
+            count("failed"),
+            params.join(" ")
+        ));
+    }
+    if runs.is_empty() {
+        out.push_str("(no runs yet)\n");
+    }
+    Ok(out)
 }

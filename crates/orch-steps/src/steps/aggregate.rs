@@ -218,7 +218,14 @@ impl Step for Aggregate {
                 ("max", Some(e)) => e.max(),
                 ("first", Some(e)) => e.first(),
                 ("sorted_distinct_list", Some(e)) => {
-                    e.drop_nulls().unique().sort(SortOptions::default())
+                    let list = e.drop_nulls().unique().sort(SortOptions::default());
+                    // In a group_by polars collects each group's values into a list; over
+                    // the whole table we build the single list ourselves.
+                    if self.group_by.is_empty() {
+                        list.implode(true)
+                    } else {
+                        list
+                    }
                 }
                 (f, _) => {
                     return Err(RunError::internal(format!(

@@ -1,0 +1,49 @@
+//! Step fingerprints: what a step's result depends on.
+//!
+//! fingerprint(step) = hash(engine version, step type, the step's canonical options (params
+//! already substituted, expressions as canonical SQL), its inputs' fingerprints, and the
+//! *content* hash of every file it reads). Content, not timestamps: an edited file is never
+//! mistaken for the old one, and a touched but unchanged file is still a cache hit.
+
+use crate::plan::Plan;
+use orch_steps::RunError;
+use std::path::Path;
+
+const ENGINE_VERSION: &str = concat!("orchestrator/", env!("CARGO_PKG_VERSION"), "/fp1");
+
+/// Content hash of a file (blake3, memory-mapped and multi-threaded for large files).
+pub fn file_hash(path: &Path) -> Result<String, RunError> {
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(path)
+        .map_err(|e| RunError::io(path.display(), e))?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Fingerprints of every step, indexed like `plan.steps`. A source file that does not exist
+/// hashes as "missing" (the run itself reports it).
+pub fn fingerprints(plan: &Plan) -> Result<Vec<String>, RunError> {
+    let mut fps = vec![String::new(); plan.steps.len()];
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        let mut h = blake3::Hasher::new();
+        h.update(ENGINE_VERSION.as_bytes());
+        h.update(s.type_name.as_bytes());
+        h.update(&[0]);
+        h.update(s.step.fingerprint().as_bytes());
+        for &j in &s.inputs {
+            h.update(&[1]);
+            h.update(fps[j].as_bytes());
+        }
+        for file in s.step.reads() {
+            let p = Path::new(&file);
+            h.update(&[2]);
+            if p.exists() {
+                h.update(file_hash(p)?.as_bytes());
+            } else {
+                h.update(b"missing");
+            }
+        }
+        fps[i] = h.finalize().to_hex().to_string();
+    }
+    Ok(fps)
+}

@@ -1,0 +1,369 @@
+//! Run state under the state folder (by default `${output_dir}/.orchestrator/`):
+//!
+//! - [`StateLock`]: one run at a time per state folder. An OS file lock, so a killed run's
+//!   lock disappears with its process and never blocks the next run.
+//! - [`Store`]: the only code that touches sled. Per pipeline it keeps step records
+//!   (fingerprint, outputs, cached results, watermarks) and the run history. A run's records
+//!   are committed in one transaction, after the files they describe are durable.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("another run is using the state folder `{dir}` ({holder}); wait for it to finish, or use another --state-dir")]
+    Locked { dir: String, holder: String },
+    #[error("cannot use the state folder `{dir}`: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state database in `{dir}` cannot be opened ({detail}); run `orchestrator state reset FILE` or delete that folder to start over (outputs are kept)")]
+    Damaged { dir: String, detail: String },
+    #[error("state record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Holds the state folder's lock for the life of a run.
+pub struct StateLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl StateLock {
+    /// Takes the lock or fails at once, naming the process that holds it.
+    pub fn acquire(dir: &Path) -> Result<StateLock, StateError> {
+        let io = |source| StateError::Io {
+            dir: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = if holder.trim().is_empty() {
+                    "unknown process".to_string()
+                } else {
+                    holder.trim().to_string()
+                };
+                return Err(StateError::Locked {
+                    dir: dir.display().to_string(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // Who holds it, for the message a second run prints.
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = write!(file, "pid {}", std::process::id());
+        let _ = file.flush();
+        Ok(StateLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+/// A file a step wrote, as recorded after the run that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: String,
+    pub size: u64,
+    /// Content hash (blake3, hex).
+    pub hash: String,
+}
+
+/// What the state knows about one step after its last successful run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StepRecord {
+    pub fingerprint: String,
+    pub rows: Option<u64>,
+    /// Files a sink wrote.
+    pub outputs: Vec<FileRecord>,
+    /// A materialised result kept under the state folder (`cache: true`).
+    pub cache_file: Option<String>,
+    /// Source progress (for incremental loads): free-form, owned by the step type.
+    pub watermark: Option<serde_json::Value>,
+}
+
+/// One step's line in a run record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRun {
+    pub id: String,
+    pub status: String,
+    pub rows: Option<u64>,
+    pub secs: f64,
+    pub detail: Option<String>,
+}
+
+/// One run of one pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: u64,
+    pub pipeline: String,
+    pub params: Vec<(String, String)>,
+    /// RFC 3339 timestamps.
+    pub started: String,
+    pub ended: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub steps: Vec<StepRun>,
+}
+
+/// The sled database of a state folder.
+pub struct Store {
+    db: sled::Db,
+    steps: sled::Tree,
+    runs: sled::Tree,
+    dir: PathBuf,
+}
+
+fn key(pipeline: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = pipeline.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(rest);
+    k
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StateError> {
+        let damaged = |e: sled::Error| StateError::Damaged {
+            dir: dir.display().to_string(),
+            detail: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(dir.join("state.sled"))
+            .open()
+            .map_err(damaged)?;
+        let steps = db.open_tree("steps").map_err(damaged)?;
+        let runs = db.open_tree("runs").map_err(damaged)?;
+        Ok(Store {
+            db,
+            steps,
+            runs,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Damaged {
+            dir: self.dir.display().to_string(),
+            detail: e.to_string(),
+        }
+    }
+
+    pub fn step(&self, pipeline: &str, step: &str) -> Result<Option<StepRecord>, StateError> {
+        match self
+            .steps
+            .get(key(pipeline, step.as_bytes()))
+            .map_err(|e| self.err(e))?
+        {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt(e.to_string())),
+        }
+    }
+
+    /// Every step record of a pipeline, by step id.
+    pub fn steps(&self, pipeline: &str) -> Result<Vec<(String, StepRecord)>, StateError> {
+        let mut out = Vec::new();
+        for item in self.steps.scan_prefix(key(pipeline, b"")) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let id = String::from_utf8_lossy(&k[pipeline.len() + 1..]).into_owned();
+            let rec = serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?;
+            out.push((id, rec));
+        }
+        Ok(out)
+    }
+
+    /// Every step record of every pipeline (for `cache prune`).
+    pub fn all_steps(&self) -> Result<Vec<StepRecord>, StateError> {
+        let mut out = Vec::new();
+        for item in self.steps.iter() {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            out.push(serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    /// The next run number of a pipeline (1, 2, ...). Callers hold the state lock.
+    pub fn next_run_id(&self, pipeline: &str) -> Result<u64, StateError> {
+        let last = self.runs.scan_prefix(key(pipeline, b"")).keys().next_back();
+        match last {
+            None => Ok(1),
+            Some(k) => {
+                let k = k.map_err(|e| self.err(e))?;
+                let tail = &k[pipeline.len() + 1..];
+                let n = <[u8; 8]>::try_from(tail)
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Ok(n + 1)
+            }
+        }
+    }
+
+    /// Records a finished run and, for a successful one, its step records, in one
+    /// transaction, then flushes to disk. Call only after the files the records point at
+    /// are durable: a crash before this leaves the previous records in force.
+    pub fn commit_run(
+        &self,
+        run: &RunRecord,
+        records: &[(String, StepRecord)],
+    ) -> Result<(), StateError> {
+        use sled::Transactional;
+        let run_value = serde_json::to_vec(run).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
+            .iter()
+            .map(|(id, r)| Ok((key(&run.pipeline, id.as_bytes()), serde_json::to_vec(r)?)))
+            .collect::<Result<_, serde_json::Error>>()
+            .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let run_key = key(&run.pipeline, &run.id.to_be_bytes());
+        (&self.steps, &self.runs)
+            .transaction(|(steps, runs)| {
+                for (k, v) in &encoded {
+                    steps.insert(k.as_slice(), v.as_slice())?;
+                }
+                runs.insert(run_key.as_slice(), run_value.as_slice())?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| self.err(format!("{e:?}")))?;
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Runs of a pipeline, oldest first.
+    pub fn runs(&self, pipeline: &str) -> Result<Vec<RunRecord>, StateError> {
+        let mut out = Vec::new();
+        for item in self.runs.scan_prefix(key(pipeline, b"")) {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            out.push(serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets a pipeline's step records (all, or one step's). Run history is kept.
+    pub fn reset(&self, pipeline: &str, step: Option<&str>) -> Result<usize, StateError> {
+        let mut n = 0;
+        match step {
+            Some(s) => {
+                if self
+                    .steps
+                    .remove(key(pipeline, s.as_bytes()))
+                    .map_err(|e| self.err(e))?
+                    .is_some()
+                {
+                    n = 1;
+                }
+            }
+            None => {
+                let keys: Vec<_> = self
+                    .steps
+                    .scan_prefix(key(pipeline, b""))
+                    .keys()
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.err(e))?;
+                for k in keys {
+                    self.steps.remove(k).map_err(|e| self.err(e))?;
+                    n += 1;
+                }
+            }
+        }
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: u64, status: &str) -> RunRecord {
+        RunRecord {
+            id,
+            pipeline: "p".into(),
+            params: vec![("as_of".into(), "2024-01-01".into())],
+            started: "s".into(),
+            ended: "e".into(),
+            status: status.into(),
+            error: None,
+            steps: vec![],
+        }
+    }
+
+    #[test]
+    fn commits_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = StepRecord {
+            fingerprint: "abc".into(),
+            rows: Some(3),
+            ..Default::default()
+        };
+        store
+            .commit_run(&run(1, "ok"), &[("a".into(), rec.clone())])
+            .unwrap();
+        store.commit_run(&run(2, "failed"), &[]).unwrap();
+        assert_eq!(store.step("p", "a").unwrap(), Some(rec));
+        assert_eq!(
+            store.step("q", "a").unwrap(),
+            None,
+            "pipelines are separate"
+        );
+        let runs = store.runs("p").unwrap();
+        assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(store.reset("p", None).unwrap(), 1);
+        assert_eq!(store.step("p", "a").unwrap(), None);
+        drop(store);
+        // Reopening sees the same history.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.runs("p").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn second_lock_fails_with_the_holder_and_release_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = StateLock::acquire(dir.path()).unwrap();
+        let err = StateLock::acquire(dir.path())
+            .err()
+            .expect("second lock must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("another run"), "{msg}");
+        drop(lock);
+        StateLock::acquire(dir.path()).unwrap();
+    }
+}
