@@ -47,6 +47,8 @@ pub struct StepReport {
     #[serde(serialize_with = "ser_secs")]
     pub elapsed: Duration,
     pub outputs: Vec<String>,
+    /// Data-check warnings (severity `warn`).
+    pub warnings: Vec<String>,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -166,6 +168,8 @@ struct Reuse {
     sinks: Vec<bool>,
     /// `cache: true` steps whose stored result matches.
     cached: HashMap<usize, PathBuf>,
+    /// Data checks that passed on exactly this data last time.
+    checked: Vec<bool>,
 }
 
 fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
@@ -183,6 +187,9 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
         };
         if prev.fingerprint != c.fingerprints[i] {
             continue;
+        }
+        if s.step.must_materialize() {
+            r.checked[i] = true;
         }
         if s.role() == Role::Sink {
             // Reuse only if every file is still there with the content we wrote.
@@ -232,6 +239,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
             rows: None,
             elapsed: Duration::ZERO,
             outputs: Vec::new(),
+            warnings: Vec::new(),
         })
         .collect();
     mark_fused(&plan, &materialized, &mut reports);
@@ -323,6 +331,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
                     .iter()
                     .map(|s| s.target().display().to_string())
                     .collect();
+                r.warnings = std::mem::take(&mut out.warnings);
                 staged.append(&mut out.staged);
                 if let Some(df) = out.frame.take() {
                     ready.insert(step, Ready::Frame(df));
@@ -436,9 +445,14 @@ fn needed_units(
     let all = units(plan, materialized);
     let mut needed = vec![false; plan.steps.len()];
     // Walk from the sinks that must run, backwards through the units they read.
+    // Data checks run whenever their data changed, even if nothing reads them.
     let mut stack: Vec<usize> = all
         .iter()
-        .filter(|u| plan.steps[u.step].role() == Role::Sink && !reuse.sinks[u.step])
+        .filter(|u| {
+            let s = &plan.steps[u.step];
+            (s.role() == Role::Sink && !reuse.sinks[u.step])
+                || (s.step.must_materialize() && !reuse.checked[u.step])
+        })
         .map(|u| u.step)
         .collect();
     while let Some(i) = stack.pop() {
@@ -461,6 +475,7 @@ struct UnitOutput {
     /// Size and content hash of each file a sink wrote (for the state record).
     files: Vec<FileRecord>,
     cache_file: Option<String>,
+    warnings: Vec<String>,
 }
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
@@ -482,6 +497,10 @@ impl Work {
                 let mut df = (*lf)
                     .collect()
                     .map_err(|e| RunError::engine(format!("step `{}`", s.id), e))?;
+                let warnings = s.step.validate(&df)?;
+                for w in &warnings {
+                    tracing::warn!(step = %s.id, "{w}");
+                }
                 let mut staged = Vec::new();
                 let mut cache_file = None;
                 if let Some(path) = cache_path {
@@ -499,6 +518,7 @@ impl Work {
                     staged,
                     files: Vec::new(),
                     cache_file,
+                    warnings,
                 })
             }
             Work::Sink(mut df) => {
@@ -522,6 +542,7 @@ impl Work {
                     staged,
                     files,
                     cache_file: None,
+                    warnings: Vec::new(),
                 })
             }
         }

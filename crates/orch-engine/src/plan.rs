@@ -62,7 +62,7 @@ impl Plan {
                 for &inp in &s.inputs {
                     m[inp] = true;
                 }
-            } else if s.consumers.len() > 1 || s.cache {
+            } else if s.consumers.len() > 1 || s.cache || s.step.must_materialize() {
                 m[i] = true;
             }
         }

@@ -83,6 +83,18 @@ pub trait Step: Send + Sync + Debug {
     fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema])
         -> Result<LazyFrame, RunError>;
 
+    /// Steps that must see their whole result before the run goes on (data checks): the
+    /// engine materialises them and calls [`Step::validate`] on the result.
+    fn must_materialize(&self) -> bool {
+        false
+    }
+
+    /// Checks a materialised result. `Err` stops the run before any output is committed;
+    /// `Ok` carries warnings to report.
+    fn validate(&self, _df: &DataFrame) -> Result<Vec<String>, RunError> {
+        Ok(Vec::new())
+    }
+
     /// For sinks: writes the materialised input to temporary files beside the targets.
     /// The engine commits (renames) them only once every step of the run has succeeded.
     fn write(&self, _df: &mut DataFrame) -> Result<Vec<Staged>, RunError> {

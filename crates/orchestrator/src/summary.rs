@@ -47,6 +47,11 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
             s.id, s.type_name, status, rows, time
         ));
     }
+    for s in &report.steps {
+        for w in &s.warnings {
+            out.push_str(&format!("  warning: step `{}`: {w}\n", s.id));
+        }
+    }
     for o in &report.outputs {
         out.push_str(&format!("  wrote {}\n", o.display()));
     }
