@@ -177,6 +177,7 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
     let mut r = Reuse {
         sinks: vec![false; n],
         cached: HashMap::new(),
+        checked: vec![false; n],
     };
     let Some(c) = cache.filter(|c| !c.full_refresh) else {
         return r;
