@@ -2,10 +2,11 @@
 //!
 //! - [`StateLock`]: one run at a time per state folder. An OS file lock, so a killed run's
 //!   lock disappears with its process and never blocks the next run.
-//! - [`Store`]: the only code that touches sled. Per pipeline it keeps step records
+//! - [`Store`]: the only code that touches the state database (redb). Per pipeline it keeps step records
 //!   (fingerprint, outputs, cached results, watermarks) and the run history. A run's records
 //!   are committed in one transaction, after the files they describe are durable.
 
+use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -132,11 +133,13 @@ pub struct RunRecord {
     pub steps: Vec<StepRun>,
 }
 
-/// The sled database of a state folder.
+/// The state database of a state folder.
+///
+/// redb, not sled: our SIGKILL crash test corrupted sled 0.34's snapshot (the next run could
+/// not open the database); redb commits copy-on-write B-trees with fsync, so a killed run
+/// leaves the last committed state readable.
 pub struct Store {
-    db: sled::Db,
-    steps: sled::Tree,
-    runs: sled::Tree,
+    db: redb::Database,
     dir: PathBuf,
 }
 
@@ -147,26 +150,34 @@ fn key(pipeline: &str, rest: &[u8]) -> Vec<u8> {
     k
 }
 
+const STEPS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("steps");
+const RUNS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("runs");
+
+/// Every key of a pipeline starts with `pipeline\0`; this is the end of that range.
+fn prefix_end(pipeline: &str) -> Vec<u8> {
+    let mut k = pipeline.as_bytes().to_vec();
+    k.push(1);
+    k
+}
+
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StateError> {
-        let damaged = |e: sled::Error| StateError::Damaged {
-            dir: dir.display().to_string(),
-            detail: e.to_string(),
-        };
         std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
             dir: dir.display().to_string(),
             source,
         })?;
-        let db = sled::Config::new()
-            .path(dir.join("state.sled"))
-            .open()
-            .map_err(damaged)?;
-        let steps = db.open_tree("steps").map_err(damaged)?;
-        let runs = db.open_tree("runs").map_err(damaged)?;
+        let damaged = |e: &dyn std::fmt::Display| StateError::Damaged {
+            dir: dir.display().to_string(),
+            detail: e.to_string(),
+        };
+        let db = redb::Database::create(dir.join("state.redb")).map_err(|e| damaged(&e))?;
+        // Create the tables once so read transactions always find them.
+        let tx = db.begin_write().map_err(|e| damaged(&e))?;
+        tx.open_table(STEPS).map_err(|e| damaged(&e))?;
+        tx.open_table(RUNS).map_err(|e| damaged(&e))?;
+        tx.commit().map_err(|e| damaged(&e))?;
         Ok(Store {
             db,
-            steps,
-            runs,
             dir: dir.to_path_buf(),
         })
     }
@@ -182,14 +193,50 @@ impl Store {
         }
     }
 
+    fn scan(
+        &self,
+        table: redb::TableDefinition<&[u8], &[u8]>,
+        pipeline: Option<&str>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        use redb::ReadableTable;
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(table).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut push = |item: Result<
+            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
+            redb::StorageError,
+        >|
+         -> Result<(), StateError> {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+            Ok(())
+        };
+        match pipeline {
+            Some(p) => {
+                let (start, end) = (key(p, b""), prefix_end(p));
+                for item in t
+                    .range(start.as_slice()..end.as_slice())
+                    .map_err(|e| self.err(e))?
+                {
+                    push(item)?;
+                }
+            }
+            None => {
+                for item in t.iter().map_err(|e| self.err(e))? {
+                    push(item)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn step(&self, pipeline: &str, step: &str) -> Result<Option<StepRecord>, StateError> {
-        match self
-            .steps
-            .get(key(pipeline, step.as_bytes()))
-            .map_err(|e| self.err(e))?
-        {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(STEPS).map_err(|e| self.err(e))?;
+        let k = key(pipeline, step.as_bytes());
+        match t.get(k.as_slice()).map_err(|e| self.err(e))? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
+            Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
                 .map_err(|e| StateError::Corrupt(e.to_string())),
         }
@@ -197,109 +244,104 @@ impl Store {
 
     /// Every step record of a pipeline, by step id.
     pub fn steps(&self, pipeline: &str) -> Result<Vec<(String, StepRecord)>, StateError> {
-        let mut out = Vec::new();
-        for item in self.steps.scan_prefix(key(pipeline, b"")) {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let id = String::from_utf8_lossy(&k[pipeline.len() + 1..]).into_owned();
-            let rec = serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?;
-            out.push((id, rec));
-        }
-        Ok(out)
+        self.scan(STEPS, Some(pipeline))?
+            .into_iter()
+            .map(|(k, v)| {
+                let id = String::from_utf8_lossy(&k[pipeline.len() + 1..]).into_owned();
+                let rec =
+                    serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?;
+                Ok((id, rec))
+            })
+            .collect()
     }
 
     /// Every step record of every pipeline (for `cache prune`).
     pub fn all_steps(&self) -> Result<Vec<StepRecord>, StateError> {
-        let mut out = Vec::new();
-        for item in self.steps.iter() {
-            let (_, v) = item.map_err(|e| self.err(e))?;
-            out.push(serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?);
-        }
-        Ok(out)
+        self.scan(STEPS, None)?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     /// The next run number of a pipeline (1, 2, ...). Callers hold the state lock.
     pub fn next_run_id(&self, pipeline: &str) -> Result<u64, StateError> {
-        let last = self.runs.scan_prefix(key(pipeline, b"")).keys().next_back();
-        match last {
-            None => Ok(1),
-            Some(k) => {
-                let k = k.map_err(|e| self.err(e))?;
-                let tail = &k[pipeline.len() + 1..];
-                let n = <[u8; 8]>::try_from(tail)
+        let last = self.scan(RUNS, Some(pipeline))?.pop();
+        Ok(match last {
+            None => 1,
+            Some((k, _)) => {
+                <[u8; 8]>::try_from(&k[pipeline.len() + 1..])
                     .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Ok(n + 1)
+                    .unwrap_or(0)
+                    + 1
             }
-        }
+        })
     }
 
-    /// Records a finished run and, for a successful one, its step records, in one
-    /// transaction, then flushes to disk. Call only after the files the records point at
-    /// are durable: a crash before this leaves the previous records in force.
+    /// Records a finished run and, for a successful one, its step records, in one durable
+    /// transaction. Call only after the files the records point at are durable: a crash
+    /// before this leaves the previous records in force.
     pub fn commit_run(
         &self,
         run: &RunRecord,
         records: &[(String, StepRecord)],
     ) -> Result<(), StateError> {
-        use sled::Transactional;
         let run_value = serde_json::to_vec(run).map_err(|e| StateError::Corrupt(e.to_string()))?;
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
-            .iter()
-            .map(|(id, r)| Ok((key(&run.pipeline, id.as_bytes()), serde_json::to_vec(r)?)))
-            .collect::<Result<_, serde_json::Error>>()
-            .map_err(|e| StateError::Corrupt(e.to_string()))?;
-        let run_key = key(&run.pipeline, &run.id.to_be_bytes());
-        (&self.steps, &self.runs)
-            .transaction(|(steps, runs)| {
-                for (k, v) in &encoded {
-                    steps.insert(k.as_slice(), v.as_slice())?;
-                }
-                runs.insert(run_key.as_slice(), run_value.as_slice())?;
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| self.err(format!("{e:?}")))?;
-        self.db.flush().map_err(|e| self.err(e))?;
-        Ok(())
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut steps = tx.open_table(STEPS).map_err(|e| self.err(e))?;
+            for (id, r) in records {
+                let v = serde_json::to_vec(r).map_err(|e| StateError::Corrupt(e.to_string()))?;
+                steps
+                    .insert(key(&run.pipeline, id.as_bytes()).as_slice(), v.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            let mut runs = tx.open_table(RUNS).map_err(|e| self.err(e))?;
+            runs.insert(
+                key(&run.pipeline, &run.id.to_be_bytes()).as_slice(),
+                run_value.as_slice(),
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// Runs of a pipeline, oldest first.
     pub fn runs(&self, pipeline: &str) -> Result<Vec<RunRecord>, StateError> {
-        let mut out = Vec::new();
-        for item in self.runs.scan_prefix(key(pipeline, b"")) {
-            let (_, v) = item.map_err(|e| self.err(e))?;
-            out.push(serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?);
-        }
-        Ok(out)
+        self.scan(RUNS, Some(pipeline))?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     /// Forgets a pipeline's step records (all, or one step's). Run history is kept.
     pub fn reset(&self, pipeline: &str, step: Option<&str>) -> Result<usize, StateError> {
+        let keys: Vec<Vec<u8>> = match step {
+            Some(s) => vec![key(pipeline, s.as_bytes())],
+            None => self
+                .scan(STEPS, Some(pipeline))?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+        };
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let mut n = 0;
-        match step {
-            Some(s) => {
-                if self
-                    .steps
-                    .remove(key(pipeline, s.as_bytes()))
+        {
+            let mut steps = tx.open_table(STEPS).map_err(|e| self.err(e))?;
+            for k in keys {
+                if steps
+                    .remove(k.as_slice())
                     .map_err(|e| self.err(e))?
                     .is_some()
                 {
-                    n = 1;
-                }
-            }
-            None => {
-                let keys: Vec<_> = self
-                    .steps
-                    .scan_prefix(key(pipeline, b""))
-                    .keys()
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| self.err(e))?;
-                for k in keys {
-                    self.steps.remove(k).map_err(|e| self.err(e))?;
                     n += 1;
                 }
             }
         }
-        self.db.flush().map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
     }
 }

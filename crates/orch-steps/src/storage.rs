@@ -99,6 +99,7 @@ where
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(|e| RunError::io(dir.display(), e))?;
+    remove_stale_temps(&dir, target);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -135,6 +136,23 @@ where
     F: FnOnce(&mut File) -> Result<(), RunError>,
 {
     stage(target, fill)?.commit().map(|_| ())
+}
+
+/// Removes temporary files a killed run left for `target` (`.<name>.*.tmp`). Runs on one
+/// state folder are serialised by its lock, so no live writer owns them.
+fn remove_stale_temps(dir: &Path, target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let f = e.file_name().to_string_lossy().into_owned();
+            if f.starts_with(&prefix) && f.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Makes a rename durable. Best effort: not every platform can open a directory.

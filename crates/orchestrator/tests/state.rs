@@ -1,0 +1,294 @@
+//! Reruns and state: unchanged reruns do no work and rewrite nothing, a changed source
+//! invalidates exactly what depends on it, the state folder is locked, and the state
+//! commands report and reset it.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// A private copy of the bundled data, so tests can edit it.
+fn data_copy() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for f in [
+        "accounts.csv",
+        "invoices.csv",
+        "invoice_line_items.csv",
+        "skus.csv",
+    ] {
+        std::fs::copy(repo().join("data").join(f), d.path().join(f)).unwrap();
+    }
+    d
+}
+
+fn run_lp(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let i = format!("input_dir={}", data.display());
+    let o = format!("output_dir={}", out.display());
+    let mut args = vec![
+        "run",
+        "pipelines/late_payment.yaml",
+        "-p",
+        "as_of=2021-03-01",
+        "-p",
+        &i,
+        "-p",
+        &o,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+/// The status word the summary table prints for a step.
+fn status_of(summary: &str, step: &str) -> String {
+    summary
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(step))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn unchanged_rerun_is_all_cached_and_rewrites_nothing() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    let first = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert_eq!(status_of(&stdout(&first), "write_csv"), "ran");
+    let csv = out.path().join("late_payment.csv");
+    let (t_csv, t_pq) = (mtime(&csv), mtime(&out.path().join("late_payment.parquet")));
+    let bytes = std::fs::read(&csv).unwrap();
+
+    // Touching the inputs without changing them is not a change: fingerprints use content.
+    for f in std::fs::read_dir(data.path()).unwrap() {
+        let p = f.unwrap().path();
+        let content = std::fs::read(&p).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    let second = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let summary = stdout(&second);
+    for line in summary
+        .lines()
+        .skip(2)
+        .filter(|l| !l.trim_start().starts_with("wrote"))
+    {
+        assert_eq!(
+            line.split_whitespace().nth(2),
+            Some("cached"),
+            "every step is cached:\n{summary}"
+        );
+    }
+    assert_eq!(mtime(&csv), t_csv, "the CSV was not rewritten");
+    assert_eq!(
+        mtime(&out.path().join("late_payment.parquet")),
+        t_pq,
+        "the Parquet was not rewritten"
+    );
+    assert_eq!(std::fs::read(&csv).unwrap(), bytes);
+}
+
+#[test]
+fn a_changed_source_invalidates_what_depends_on_it() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    let before = std::fs::read_to_string(out.path().join("late_payment.csv")).unwrap();
+
+    // Double every retail price: same size class of file, new content.
+    let skus = data.path().join("skus.csv");
+    let text = std::fs::read_to_string(&skus).unwrap();
+    let mut lines = text.lines();
+    let mut new = format!("{}\n", lines.next().unwrap());
+    for l in lines {
+        let mut f: Vec<String> = l.split(',').map(String::from).collect();
+        let p: f64 = f[4].parse().unwrap();
+        f[4] = format!("{}", p * 2.0);
+        new.push_str(&f.join(","));
+        new.push('\n');
+    }
+    std::fs::write(&skus, new).unwrap();
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(status_of(&stdout(&o), "write_csv"), "ran", "{}", stdout(&o));
+    let after = std::fs::read_to_string(out.path().join("late_payment.csv")).unwrap();
+    assert_ne!(before, after, "the amounts changed");
+    // Amounts doubled, counts unchanged: check one account by hand-parsing the CSV.
+    let amount = |text: &str| -> f64 {
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let ratio = amount(&after) / amount(&before);
+    assert!((ratio - 2.0).abs() < 1e-9, "ratio {ratio}");
+}
+
+#[test]
+fn a_cached_step_is_reused_when_only_as_of_changes() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    let i = format!("input_dir={}", data.path().display());
+    let o = format!("output_dir={}", out.path().display());
+    let r = run(&[
+        "run",
+        "pipelines/late_payment.yaml",
+        "-p",
+        "as_of=2021-03-05",
+        "-p",
+        &i,
+        "-p",
+        &o,
+    ]);
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let s = stdout(&r);
+    assert_eq!(
+        status_of(&s, "invoice_amounts"),
+        "cached",
+        "as_of-independent work is reused:\n{s}"
+    );
+    assert_eq!(status_of(&s, "write_csv"), "ran", "{s}");
+    // The result equals a full refresh of the same params.
+    let fresh = tempfile::tempdir().unwrap();
+    let f = format!("output_dir={}", fresh.path().display());
+    let r2 = run(&[
+        "run",
+        "pipelines/late_payment.yaml",
+        "-p",
+        "as_of=2021-03-05",
+        "-p",
+        &i,
+        "-p",
+        &f,
+        "--full-refresh",
+    ]);
+    assert_eq!(code(&r2), 0, "{}", stderr(&r2));
+    assert_csv_eq(
+        &out.path().join("late_payment.csv"),
+        &fresh.path().join("late_payment.csv"),
+    );
+}
+
+#[test]
+fn full_refresh_recomputes_everything() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    let o = run_lp(data.path(), out.path(), &["--full-refresh"]);
+    assert_eq!(code(&o), 0);
+    let s = stdout(&o);
+    assert_eq!(status_of(&s, "late_payment"), "ran", "{s}");
+    assert_eq!(status_of(&s, "write_csv"), "ran", "{s}");
+}
+
+#[test]
+fn a_second_run_on_the_same_state_fails_at_once_naming_the_holder() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    let state = out.path().join(".orchestrator");
+    let lock = orch_state::StateLock::acquire(&state).unwrap();
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("another run is using the state folder"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(
+        !out.path().join("late_payment.csv").exists(),
+        "nothing was written"
+    );
+    drop(lock);
+    // A lock left by a process that is gone does not block: the OS released it.
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn status_history_reset_and_prune() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    let o = format!("output_dir={}", out.path().display());
+    let i = format!("input_dir={}", data.path().display());
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+
+    let h = run(&["history", "pipelines/late_payment.yaml", "-p", &o, "-p", &i]);
+    assert_eq!(code(&h), 0, "{}", stderr(&h));
+    let text = stdout(&h);
+    assert_eq!(text.lines().count(), 3, "a header and two runs:\n{text}");
+    assert!(text.contains("as_of=2021-03-01"), "{text}");
+
+    let s = run(&["status", "pipelines/late_payment.yaml", "-p", &o, "-p", &i]);
+    let text = stdout(&s);
+    assert!(text.contains("last run #2 ok"), "{text}");
+    assert!(text.contains("late_payment.csv"), "{text}");
+
+    let r = run(&[
+        "state",
+        "reset",
+        "pipelines/late_payment.yaml",
+        "-p",
+        &o,
+        "-p",
+        &i,
+        "--step",
+        "write_csv",
+    ]);
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let again = run_lp(data.path(), out.path(), &[]);
+    let summary = stdout(&again);
+    assert_eq!(status_of(&summary, "write_csv"), "ran", "{summary}");
+    assert_eq!(status_of(&summary, "write_parquet"), "cached", "{summary}");
+
+    let bad = run(&[
+        "state",
+        "reset",
+        "pipelines/late_payment.yaml",
+        "-p",
+        &o,
+        "--step",
+        "nope",
+    ]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("has no step `nope`"));
+
+    // A stray file in the cache folder is not referenced by any record: prune removes it.
+    let stray = out.path().join(".orchestrator/cache/0000.parquet");
+    std::fs::write(&stray, b"x").unwrap();
+    let p = run(&["cache", "prune", "pipelines/late_payment.yaml", "-p", &o]);
+    assert_eq!(code(&p), 0, "{}", stderr(&p));
+    assert!(!stray.exists());
+    assert!(stdout(&p).contains("removed 1"), "{}", stdout(&p));
+    // What is referenced stays: the next run still reuses the cached step.
+    let o2 = run(&[
+        "run",
+        "pipelines/late_payment.yaml",
+        "-p",
+        "as_of=2021-03-09",
+        "-p",
+        &i,
+        "-p",
+        &o,
+    ]);
+    assert_eq!(
+        status_of(&stdout(&o2), "invoice_amounts"),
+        "cached",
+        "{}",
+        stdout(&o2)
+    );
+}
