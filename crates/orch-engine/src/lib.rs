@@ -8,6 +8,7 @@ pub mod compile;
 pub mod exec;
 pub mod fingerprint;
 pub mod graph;
+pub mod incremental;
 pub mod plan;
 pub mod runner;
 

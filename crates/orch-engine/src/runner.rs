@@ -5,6 +5,7 @@
 
 use crate::exec::{execute, CacheCtx, RunFailure, RunOptions, RunReport, StepStatus};
 use crate::fingerprint;
+use crate::incremental::{read_append, AppendRead};
 use crate::plan::Plan;
 use orch_state::{RunRecord, StateError, StateLock, StepRun, Store};
 use orch_steps::RunError;
@@ -26,17 +27,21 @@ pub struct RunConfig {
     pub options: RunOptions,
 }
 
+fn empty_report(plan: &Plan) -> RunReport {
+    RunReport {
+        pipeline: plan.name.clone(),
+        steps: Vec::new(),
+        elapsed: Default::default(),
+        outputs: Vec::new(),
+        records: Vec::new(),
+    }
+}
+
 fn state_failure(plan: &Plan, e: StateError) -> RunFailure {
     RunFailure {
         step: "state".into(),
         error: RunError::user(e.to_string(), None),
-        report: RunReport {
-            pipeline: plan.name.clone(),
-            steps: Vec::new(),
-            elapsed: Default::default(),
-            outputs: Vec::new(),
-            records: Vec::new(),
-        },
+        report: empty_report(plan),
     }
 }
 
@@ -73,14 +78,73 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                 },
             })?
     };
+    // Incremental sources: read only what was appended since the last run.
+    let appends = {
+        let p = Arc::clone(&plan);
+        let prev = previous.clone();
+        let (full, dir) = (cfg.full_refresh, cfg.state_dir.clone());
+        tokio::task::spawn_blocking(move || -> Result<Vec<AppendRead>, (String, RunError)> {
+            let mut out = Vec::new();
+            for (i, s) in p.steps.iter().enumerate() {
+                if s.step.append_path().is_some() {
+                    let r = read_append(&p, i, prev.get(&s.id), full, &dir)
+                        .map_err(|e| (s.id.clone(), e))?;
+                    tracing::info!(step = %s.id, "{}", r.note);
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ("append".to_string(), RunError::internal(e)))
+        .and_then(|r| r)
+        .map_err(|(step, error)| RunFailure {
+            step,
+            error,
+            report: empty_report(&plan),
+        })?
+    };
     let mut options = cfg.options;
+    for a in &appends {
+        options.preloaded.insert(a.step, a.scan.clone());
+    }
     options.cache = Some(CacheCtx {
         fingerprints,
         previous,
         full_refresh: cfg.full_refresh,
         cache_dir: cfg.state_dir.join("cache"),
     });
-    let result = execute(Arc::clone(&plan), options).await;
+    let fps = options
+        .cache
+        .as_ref()
+        .map(|c| c.fingerprints.clone())
+        .unwrap_or_default();
+    let mut result = execute(Arc::clone(&plan), options).await;
+    // Commit new source parts after the outputs, then record the advanced watermarks.
+    if let Ok(report) = &mut result {
+        for a in appends {
+            let s = &plan.steps[a.step];
+            if let Some(st) = a.staged {
+                if let Err(error) = st.commit() {
+                    return Err(RunFailure {
+                        step: s.id.clone(),
+                        error,
+                        report: report.clone(),
+                    });
+                }
+            }
+            report.steps[a.step].note = Some(a.note.clone());
+            report.records.push((
+                s.id.clone(),
+                orch_state::StepRecord {
+                    fingerprint: fps.get(a.step).cloned().unwrap_or_default(),
+                    rows: Some(a.watermark.rows),
+                    watermark: serde_json::to_value(&a.watermark).ok(),
+                    ..Default::default()
+                },
+            ));
+        }
+    }
     let run_id = store.next_run_id(&plan.name).unwrap_or(0);
     let (report, status, error) = match &result {
         Ok(r) => (r, "ok", None),

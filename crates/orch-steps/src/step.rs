@@ -83,6 +83,20 @@ pub trait Step: Send + Sync + Debug {
     fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema])
         -> Result<LazyFrame, RunError>;
 
+    /// For an incremental `load` (`incremental: append`): the file that only grows. The
+    /// engine then reads only the bytes appended since the last run.
+    fn append_path(&self) -> Option<String> {
+        None
+    }
+
+    /// Reads another file with exactly this step's options (schema, formats, delimiter):
+    /// used to parse an appended tail saved as a small file of its own.
+    fn read_other(&self, _path: &str) -> Result<LazyFrame, RunError> {
+        Err(RunError::internal(
+            "read_other called on a step that is not a load",
+        ))
+    }
+
     /// Steps that must see their whole result before the run goes on (data checks): the
     /// engine materialises them and calls [`Step::validate`] on the result.
     fn must_materialize(&self) -> bool {

@@ -48,6 +48,9 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
         ));
     }
     for s in &report.steps {
+        if let Some(n) = &s.note {
+            out.push_str(&format!("  note: step `{}`: {n}\n", s.id));
+        }
         for w in &s.warnings {
             out.push_str(&format!("  warning: step `{}`: {w}\n", s.id));
         }

@@ -91,6 +91,10 @@ fn unchanged_rerun_is_all_cached_and_rewrites_nothing() {
         "the Parquet was not rewritten"
     );
     assert_eq!(std::fs::read(&csv).unwrap(), bytes);
+    assert!(
+        summary.contains("appended: 0 new rows"),
+        "the append sources read nothing:\n{summary}"
+    );
 }
 
 #[test]
