@@ -151,7 +151,7 @@ pub fn read_append(
     }
     let tail = &tail[..];
     let end = start + tail.len() as u64;
-    let ends_with_newline = tail.last().map_or(true, |&b| b == b'\n');
+    let ends_with_newline = tail.last().is_none_or(|&b| b == b'\n');
     let mut scan: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
     let mut staged = None;
     let mut new_rows = 0;

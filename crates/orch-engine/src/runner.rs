@@ -64,7 +64,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         // Hashing input files is I/O-bound work: keep it off the scheduler threads.
         tokio::task::spawn_blocking(move || fingerprint::fingerprints(&p))
             .await
-            .map_err(|e| RunError::internal(e))
+            .map_err(RunError::internal)
             .and_then(|r| r)
             .map_err(|error| RunFailure {
                 step: "fingerprint".into(),

@@ -150,6 +150,9 @@ fn key(pipeline: &str, rest: &[u8]) -> Vec<u8> {
     k
 }
 
+type Table = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+type Entry = (Vec<u8>, Vec<u8>);
+
 const STEPS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("steps");
 const RUNS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("runs");
 
@@ -193,41 +196,24 @@ impl Store {
         }
     }
 
-    fn scan(
-        &self,
-        table: redb::TableDefinition<&[u8], &[u8]>,
-        pipeline: Option<&str>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    /// All `(key, value)` pairs of a table, or of one pipeline's key range.
+    fn scan(&self, table: Table, pipeline: Option<&str>) -> Result<Vec<Entry>, StateError> {
         use redb::ReadableTable;
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = tx.open_table(table).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        let mut push = |item: Result<
-            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-            redb::StorageError,
-        >|
-         -> Result<(), StateError> {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-            Ok(())
-        };
-        match pipeline {
+        let iter = match pipeline {
             Some(p) => {
                 let (start, end) = (key(p, b""), prefix_end(p));
-                for item in t
-                    .range(start.as_slice()..end.as_slice())
-                    .map_err(|e| self.err(e))?
-                {
-                    push(item)?;
-                }
+                t.range(start.as_slice()..end.as_slice())
             }
-            None => {
-                for item in t.iter().map_err(|e| self.err(e))? {
-                    push(item)?;
-                }
-            }
+            None => t.iter(),
         }
-        Ok(out)
+        .map_err(|e| self.err(e))?;
+        iter.map(|item| {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            Ok((k.value().to_vec(), v.value().to_vec()))
+        })
+        .collect()
     }
 
     pub fn step(&self, pipeline: &str, step: &str) -> Result<Option<StepRecord>, StateError> {

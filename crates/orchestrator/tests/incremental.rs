@@ -47,14 +47,26 @@ fn run_and_compare(data: &Path, inc: &Path, full: &Path, as_of: &str, step: &str
             "--full-refresh",
         ]);
         assert_eq!(code(&f), 0, "{step}: {}", stderr(&f));
-        for ext in ["csv"] {
-            let x = std::fs::read(inc.join(format!("{p}.{ext}"))).unwrap();
-            let y = std::fs::read(full.join(format!("{p}.{ext}"))).unwrap();
-            assert!(
-                x == y,
-                "{step}: {p}.{ext}: incremental differs from full refresh"
-            );
-        }
+        let x = std::fs::read(inc.join(format!("{p}.csv"))).unwrap();
+        let y = std::fs::read(full.join(format!("{p}.csv"))).unwrap();
+        assert!(
+            x == y,
+            "{step}: {p}.csv: incremental differs from full refresh"
+        );
+        let read = |dir: &Path| {
+            let path = dir.join(format!("{p}.parquet"));
+            polars::prelude::LazyFrame::scan_parquet(
+                polars::prelude::PlRefPath::new(path.to_str().unwrap()),
+                Default::default(),
+            )
+            .unwrap()
+            .collect()
+            .unwrap()
+        };
+        assert!(
+            read(inc).equals_missing(&read(full)),
+            "{step}: {p}.parquet differs"
+        );
     }
     summaries
 }
