@@ -15,6 +15,7 @@ pub static REGISTRY: &[StepType] = &[
     steps::union::TYPE,
     steps::distinct::TYPE,
     steps::sql::TYPE,
+    steps::check::TYPE,
     steps::write::TYPE,
 ];
 

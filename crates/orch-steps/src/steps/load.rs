@@ -9,6 +9,12 @@
 //!     company_name: string
 //!     joining_date: {type: date, format: d/m/yyyy}
 //! ```
+//!
+//! CSV rows that do not fit the schema (a value that does not parse, a wrong number of
+//! fields, an unterminated quote, non-UTF-8 bytes) stop the run with the file, line, column
+//! and value (`on_bad_rows: fail`), or are dropped and counted (`skip`) or written aside with
+//! their reason (`quarantine`). See the section "CSV reading with bad-row handling" below and
+//! docs/bad_input.md.
 
 use crate::common::{fingerprint_of, missing_column};
 use crate::error::RunError;
@@ -21,7 +27,7 @@ use serde::Serialize;
 
 pub const TYPE: StepType = StepType {
     name: "load",
-    summary: "Read a CSV or Parquet file (header, delimiter, quoting with multi-line fields, declared schema with date formats).",
+    summary: "Read a CSV or Parquet file (header, delimiter, quoting with multi-line fields, declared schema with date formats; rows that do not fit: `on_bad_rows: fail | skip | quarantine`).",
     arity: Arity::None,
     example: "- id: invoices\n  type: load\n  path: ${input_dir}/invoices.csv\n  schema:\n    invoice_id: int64\n    account_id: int64\n    date_issued: date\n",
     decode,
@@ -333,6 +339,12 @@ impl Load {
             return Err(RunError::user(
                 format!("input file `{path}` not found"),
                 Some("check `path` and the `input_dir` param (`--param input_dir=...`)".into()),
+            ));
+        }
+        if std::path::Path::new(&path).is_dir() {
+            return Err(RunError::user(
+                format!("input file `{path}` is a folder"),
+                Some("`path` must name a file".into()),
             ));
         }
         let pl_path = PlRefPath::new(path.as_str());
@@ -850,7 +862,7 @@ impl CsvScan {
     }
 
     fn read(&self) -> PolarsResult<DataFrame> {
-        match self.read_fast() {
+        match guarded(|| self.read_fast()) {
             Ok((df, 0)) => {
                 self.report(&[], 0, 0)?;
                 Ok(df)
@@ -906,7 +918,7 @@ impl CsvScan {
         } else {
             self.path.clone()
         };
-        let checked = self.check_values(&source);
+        let checked = guarded(|| self.check_values(&source));
         let (data, values) = match checked {
             Ok(v) => v,
             // The reader cannot even read the well-formed rows: report what it says.
@@ -1082,9 +1094,7 @@ impl CsvScan {
                 Column::new("line".into(), lines),
                 Column::new(
                     "column".into(),
-                    bad.iter()
-                        .map(|b| b.column.clone().unwrap_or_default())
-                        .collect::<Vec<_>>(),
+                    bad.iter().map(|b| b.column.clone()).collect::<Vec<_>>(),
                 ),
                 Column::new("value".into(), text(|b| &b.value)),
                 Column::new("reason".into(), text(|b| &b.reason)),
@@ -1355,6 +1365,20 @@ impl CsvScan {
     }
 }
 
+/// Runs a read, turning a panic inside polars' CSV reader (it has a few on malformed input,
+/// e.g. a lone `"` as the last field of a file) into an error, so that the slow path can
+/// still name the bad row.
+fn guarded<T>(read: impl FnOnce() -> PolarsResult<T>) -> PolarsResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(polars_err!(ComputeError: "the CSV reader failed on malformed input ({why})"))
+    })
+}
+
 /// A value for messages: invalid UTF-8 bytes as `\xNN`, line breaks and controls escaped,
 /// long text cut.
 fn show(bytes: &[u8]) -> String {
@@ -1405,7 +1429,8 @@ struct Rec<'a> {
     raw: &'a [u8],
     /// Field ranges in `raw` (quotes included).
     fields: &'a [(usize, usize)],
-    /// The first field with text after its closing quote.
+    /// The first field with text after its closing quote (`"a"b`): polars reads that
+    /// leniently, but it usually means an unescaped quote that swallowed line breaks.
     after_quote: Option<usize>,
     /// The field whose quote is never closed (the record then ends at the end of the line
     /// where that quote opened, and reading resumes on the next line).
@@ -1540,6 +1565,8 @@ fn walk_from(
                         continue;
                     }
                     if b != d.delimiter && b != b'\n' {
+                        // Text after a closing quote stays in the field (as polars reads
+                        // it), and the record is flagged.
                         after_quote.get_or_insert(fields.len());
                         rec.push(b);
                         st = St::Unquoted;
@@ -1591,6 +1618,207 @@ fn walk_from(
                 let _ = emit!(None);
             }
             Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod bad_row_tests {
+    use super::*;
+
+    fn load(path: &std::path::Path, policy: OnBadRows, quarantine: Option<String>) -> Load {
+        let col = |name: &str, dtype: DataType, format: Option<&str>| ColumnDecl {
+            name: name.into(),
+            dtype,
+            format: format.map(str::to_string),
+            span: Span::default(),
+        };
+        Load {
+            path: path.display().to_string(),
+            format: Format::Csv,
+            header: true,
+            delimiter: ',',
+            quote: Some('"'),
+            null_values: Vec::new(),
+            schema: Some(vec![
+                col("id", DataType::Int64, None),
+                col("name", DataType::String, None),
+                col("day", DataType::Date, Some("%d/%m/%Y")),
+                col("amount", DataType::Float64, None),
+            ]),
+            incremental: None,
+            on_bad_rows: policy,
+            quarantine_path: quarantine,
+            id: "t".into(),
+            findings: Arc::default(),
+            path_span: Span::default(),
+        }
+    }
+
+    fn read(l: &Load) -> PolarsResult<DataFrame> {
+        l.to_polars(Vec::new(), &[])
+            .map_err(|e| polars_err!(ComputeError: "{e}"))?
+            .collect()
+    }
+
+    /// index, line, text, number of fields, unterminated field (or 100 + after-quote field)
+    type Seen = (Option<u64>, u64, String, usize, Option<usize>);
+
+    fn records(text: &[u8]) -> Vec<Seen> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, text).unwrap();
+        let d = Dialect {
+            delimiter: b',',
+            quote: Some(b'"'),
+            header: true,
+        };
+        let mut out = Vec::new();
+        walk(p.to_str().unwrap(), &d, |r| {
+            out.push((
+                r.index,
+                r.line,
+                String::from_utf8_lossy(r.raw).into_owned(),
+                r.fields.len(),
+                r.unterminated.or(r.after_quote.map(|i| i + 100)),
+            ));
+            Ok(true)
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn walker_counts_physical_lines_across_quoted_line_breaks() {
+        let r = records(b"\xEF\xBB\xBFa,b\r\n1,\"x\r\ny\"\r\n\r\n2,\"q\"\"\"\r\n3,z");
+        assert_eq!(
+            r,
+            vec![
+                (None, 1, "a,b".into(), 2, None),
+                (Some(0), 2, "1,\"x\r\ny\"".into(), 2, None),
+                (Some(1), 4, "".into(), 1, None),
+                (Some(2), 5, "2,\"q\"\"\"".into(), 2, None),
+                (Some(3), 6, "3,z".into(), 2, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn walker_flags_text_after_a_closing_quote() {
+        // The quote opened on line 2 closes on line 4: three lines become one record.
+        let r = records(b"a,b\n1,\"x\n2,y\n3,\"z\n4,w\n");
+        assert_eq!(
+            r,
+            vec![
+                (None, 1, "a,b".into(), 2, None),
+                (Some(0), 2, "1,\"x\n2,y\n3,\"z".into(), 2, Some(101)),
+                (Some(1), 5, "4,w".into(), 2, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn walker_resumes_after_an_unterminated_quote() {
+        let r = records(b"a,b\n1,\"x\n2,y\n3,z\n");
+        assert_eq!(
+            r,
+            vec![
+                (None, 1, "a,b".into(), 2, None),
+                (Some(0), 2, "1,\"x".into(), 2, Some(1)),
+                (Some(1), 3, "2,y".into(), 2, None),
+                (Some(2), 4, "3,z".into(), 2, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn shows_values_escaped_and_cut() {
+        assert_eq!(show(b"a\nb\xff"), "a\\nb\\xFF");
+        assert_eq!(show("x".repeat(100).as_bytes()).chars().count(), 61);
+    }
+
+    #[test]
+    fn bad_rows_fail_skip_and_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(
+            &p,
+            "id,name,day,amount\n1,\"a\nb\",03/01/2021,1.5\n2,b,31/02/2021,2\n3,c,04/01/2021,x\n4,d,05/01/2021,4\n",
+        )
+        .unwrap();
+        let e = read(&load(&p, OnBadRows::Fail, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at line 4, column `day`: `31/02/2021` is not a valid date in the format `%d/%m/%Y` (the first of 2 bad rows)"),
+            "{e}"
+        );
+        let l = load(&p, OnBadRows::Skip, None);
+        let df = read(&l).unwrap();
+        assert_eq!(df.height(), 2);
+        let notes = l.validate(&df).unwrap();
+        assert!(notes[0].starts_with("skipped 2 bad rows of"), "{notes:?}");
+        let q = dir.path().join("q").join("t.csv");
+        let l = load(&p, OnBadRows::Quarantine, Some(q.display().to_string()));
+        assert_eq!(read(&l).unwrap().height(), 2);
+        let text = std::fs::read_to_string(&q).unwrap();
+        assert_eq!(
+            text,
+            "line,column,value,reason,row\n4,day,31/02/2021,`31/02/2021` is not a valid date in the format `%d/%m/%Y`,\"2,b,31/02/2021,2\"\n5,amount,x,`x` is not a valid float64,\"3,c,04/01/2021,x\"\n"
+        );
+    }
+
+    /// Random damage to a small CSV: whatever the bytes, reading never panics; `fail` either
+    /// reads or names a bad row, and `skip` always reads.
+    #[test]
+    fn damaged_files_never_panic() {
+        let base = b"id,name,day,amount\n1,\"a, \"\"b\"\"\nc\",03/01/2021,1.5\n2,b,04/01/2021,2\n3,c,05/01/2021,3\n".to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let noise: &[u8] = b",\"\n\r\xff\xc3x1/ ";
+        for _ in 0..400 {
+            let mut bytes = base.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % (bytes.len() as u64 + 1)) as usize;
+                match next() % 3 {
+                    0 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, noise[(next() % noise.len() as u64) as usize]),
+                }
+            }
+            std::fs::write(&p, &bytes).unwrap();
+            for policy in [OnBadRows::Fail, OnBadRows::Skip] {
+                let l = load(&p, policy, None);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&l)));
+                let text = String::from_utf8_lossy(&bytes);
+                let r = r.unwrap_or_else(|_| panic!("{policy:?} panicked on:\n{text}"));
+                match (policy, r) {
+                    (_, Ok(df)) => assert!(df.height() <= 4, "{text}"),
+                    (OnBadRows::Fail, Err(e)) => {
+                        let e = e.to_string();
+                        assert!(
+                            e.contains("load `t`:") || e.contains("not found in the header"),
+                            "{e}\n{text}"
+                        );
+                    }
+                    (_, Err(e)) => {
+                        let e = e.to_string();
+                        // A damaged header is not a row problem.
+                        assert!(
+                            e.contains("not found in the header") || e.contains("load `t`:"),
+                            "{policy:?}: {e}\n{text}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! constant and add one line to [`crate::registry::REGISTRY`].
 
 pub mod aggregate;
+pub mod check;
 pub mod derive;
 pub mod distinct;
 pub mod filter;
