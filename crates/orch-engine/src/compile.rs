@@ -12,6 +12,10 @@ use orch_steps::{registry, Role};
 use petgraph::graph::DiGraph;
 use std::collections::HashMap;
 
+/// Most steps a pipeline may have. Plans are built recursively along fused chains; this
+/// bound keeps hostile or generated pipelines far from the stack's limit.
+pub const MAX_STEPS: usize = 1000;
+
 /// What the caller passes in besides the file: param overrides and "today".
 #[derive(Debug, Clone)]
 pub struct CompileOptions {
@@ -123,6 +127,16 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
     };
     let decl = PipelineDecl::from_yaml(&root, diags);
     let decl = decl?;
+    if decl.steps.len() > MAX_STEPS {
+        diags.push(
+            Diagnostic::error(format!(
+                "the pipeline has {} steps; a pipeline may have at most {MAX_STEPS}",
+                decl.steps.len()
+            ))
+            .hint("split it into several pipelines that read each other's outputs"),
+        );
+        return None;
+    }
     let params = decl.resolve_params(&opts.params, opts.today, diags);
     let mut ctx = Ctx::new(&params);
 
@@ -267,9 +281,10 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
         }
     }
     for (i, s) in decl.steps.iter().enumerate() {
+        // Sinks and data checks are ends in themselves.
         let is_sink = decoded[i]
             .as_ref()
-            .is_some_and(|(_, st)| st.role() == Role::Sink);
+            .is_some_and(|(_, st)| st.role() == Role::Sink || st.must_materialize());
         if consumers[i].is_empty() && !is_sink && decoded[i].is_some() {
             ctx.diags.push(
                 Diagnostic::warning(format!("the result of step `{}` is never used", s.id))

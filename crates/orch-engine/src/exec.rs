@@ -524,9 +524,14 @@ impl Work {
         let s = &plan.steps[step];
         match self {
             Work::Materialize(lf) => {
-                let mut df = (*lf)
-                    .collect()
-                    .map_err(|e| RunError::engine(format!("step `{}`", s.id), e))?;
+                let mut df = (*lf).collect().map_err(|e| {
+                    // Bad data found while reading a source: report it as the load's user
+                    // error (file, line, column, value), not as an engine failure.
+                    match orch_steps::steps::load::user_error(&e) {
+                        Some((_load, user)) => user,
+                        None => RunError::engine(format!("step `{}`", s.id), e),
+                    }
+                })?;
                 let warnings = s.step.validate(&df)?;
                 for w in &warnings {
                     tracing::warn!(step = %s.id, "{w}");

@@ -167,6 +167,16 @@ impl Source {
         }
     }
 
+    /// Length of the line holding byte `offset`.
+    fn line_len_at(&self, offset: usize) -> usize {
+        let offset = floor_char_boundary(&self.text, offset);
+        let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
+        end - start
+    }
+
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -194,8 +204,21 @@ impl Source {
                 Severity::Error => CsDiag::error(),
                 Severity::Warning => CsDiag::warning(),
             }
-            .with_message(&d.message);
-            if let Some(span) = d.span {
+            .with_message(shorten(&d.message));
+            // A snippet of a huge line (a multi-megabyte scalar) would flood the terminal:
+            // show such locations as `file:line:col` only.
+            let huge = d
+                .span
+                .is_some_and(|sp| self.line_len_at(sp.start) > MAX_SNIPPET_LINE);
+            if let (Some(span), true) = (d.span, huge) {
+                let (l, c) = self.line_col(span.start);
+                cs = cs.with_message(format!(
+                    "{} (at {}:{l}:{c})",
+                    shorten(&d.message),
+                    self.name
+                ));
+            }
+            if let (Some(span), false) = (d.span, huge) {
                 let start = floor_char_boundary(&self.text, span.start);
                 let end = floor_char_boundary(&self.text, span.end.max(start));
                 let mut label = Label::primary((), start..end);
@@ -204,7 +227,12 @@ impl Source {
                 }
                 cs = cs.with_labels(vec![label]);
             }
-            cs = cs.with_notes(d.hints.iter().map(|h| format!("help: {h}")).collect());
+            cs = cs.with_notes(
+                d.hints
+                    .iter()
+                    .map(|h| format!("help: {}", shorten(h)))
+                    .collect(),
+            );
             // Writing to an in-memory buffer only fails on a bad span, which we clamp above.
             let _ = term::emit_to_write_style(&mut buf, &config, &file, &cs);
         }
@@ -225,6 +253,19 @@ impl Source {
             None => format!("{}: {sev}: {d}", self.name),
         }
     }
+}
+
+/// Longest source line shown as a snippet.
+const MAX_SNIPPET_LINE: usize = 400;
+
+/// Cuts very long texts (messages quoting a huge value) to a readable length.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let cut = floor_char_boundary(text, MAX);
+    format!("{}... ({} more bytes)", &text[..cut], text.len() - cut)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

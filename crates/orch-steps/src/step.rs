@@ -32,6 +32,7 @@ impl Arity {
             Arity::None => "no inputs".into(),
             Arity::Exactly(1) => "exactly one input".into(),
             Arity::Exactly(k) => format!("exactly {k} inputs"),
+            Arity::AtLeast(1) => "at least one input".into(),
             Arity::AtLeast(k) => format!("at least {k} inputs"),
         }
     }
