@@ -278,7 +278,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         let reused = reuse.sinks[i] || reuse.cached.contains_key(&i);
         let fused_into_unit = matches!(&r.status, StepStatus::Fused { into } if plan.index(into).is_some_and(|u| in_units.contains(&u)));
         let s = &plan.steps[i];
-        let truly_unused = s.consumers.is_empty() && s.role() != Role::Sink;
+        let truly_unused =
+            s.consumers.is_empty() && s.role() != Role::Sink && !s.step.must_materialize();
         let runs_now = in_units.contains(&i) || fused_into_unit;
         // Not run now but needed by an output: its result is part of a reused output.
         if reused || (opts.cache.is_some() && !runs_now && !truly_unused) {

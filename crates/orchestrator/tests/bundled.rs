@@ -165,3 +165,53 @@ fn edge_data_set() {
         );
     }
 }
+
+#[test]
+fn a_header_only_extract_stops_the_run_and_keeps_outputs() {
+    let data = tempfile::tempdir().unwrap();
+    for f in [
+        "accounts.csv",
+        "invoices.csv",
+        "invoice_line_items.csv",
+        "skus.csv",
+    ] {
+        std::fs::copy(repo().join("data").join(f), data.path().join(f)).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    run_bundled(
+        "late_payment",
+        &data.path().display().to_string(),
+        &["as_of=2021-03-01"],
+        out.path(),
+    );
+    let before = std::fs::read(out.path().join("late_payment.csv")).unwrap();
+    // The upstream extract came out empty: only its header.
+    std::fs::write(
+        data.path().join("invoices.csv"),
+        "invoice_id,account_id,date_issued\n",
+    )
+    .unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "pipelines/late_payment.yaml",
+            "-p",
+            "as_of=2021-03-02",
+            "-p",
+            &format!("input_dir={}", data.path().display()),
+            "-p",
+            &format!("output_dir={}", out.path().display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invoices_csv_has_rows"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("late_payment.csv")).unwrap(),
+        before
+    );
+}
