@@ -106,7 +106,11 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     };
     let mut options = cfg.options;
     for a in &appends {
-        options.preloaded.insert(a.step, a.scan.clone());
+        // No rows yet (an empty extract): the load reads the file itself, giving an empty
+        // table with the declared columns.
+        if !a.scan.is_empty() {
+            options.preloaded.insert(a.step, a.scan.clone());
+        }
     }
     options.cache = Some(CacheCtx {
         fingerprints,
