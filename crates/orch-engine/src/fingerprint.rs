@@ -7,6 +7,7 @@
 
 use crate::plan::Plan;
 use orch_steps::RunError;
+use std::collections::HashMap;
 use std::path::Path;
 
 const ENGINE_VERSION: &str = concat!("orchestrator/", env!("CARGO_PKG_VERSION"), "/fp1");
@@ -20,8 +21,9 @@ pub fn file_hash(path: &Path) -> Result<String, RunError> {
 }
 
 /// Fingerprints of every step, indexed like `plan.steps`. A source file that does not exist
-/// hashes as "missing" (the run itself reports it).
-pub fn fingerprints(plan: &Plan) -> Result<Vec<String>, RunError> {
+/// hashes as "missing" (the run itself reports it). `known` holds content hashes already
+/// computed this run (append sources), by path.
+pub fn fingerprints(plan: &Plan, known: &HashMap<String, String>) -> Result<Vec<String>, RunError> {
     let mut fps = vec![String::new(); plan.steps.len()];
     for &i in &plan.order {
         let s = &plan.steps[i];
@@ -37,7 +39,9 @@ pub fn fingerprints(plan: &Plan) -> Result<Vec<String>, RunError> {
         for file in s.step.reads() {
             let p = Path::new(&file);
             h.update(&[2]);
-            if p.exists() {
+            if let Some(hash) = known.get(&file) {
+                h.update(hash.as_bytes());
+            } else if p.exists() {
                 h.update(file_hash(p)?.as_bytes());
             } else {
                 h.update(b"missing");

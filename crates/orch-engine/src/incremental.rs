@@ -43,6 +43,8 @@ pub struct AppendRead {
     /// "read 120 new rows (append)", "full read: the file's beginning changed".
     pub note: String,
     pub new_rows: u64,
+    /// Content hash of the whole file (the step's fingerprint uses it: no second read).
+    pub content_hash: String,
 }
 
 fn yes() -> bool {
@@ -55,6 +57,30 @@ fn hash_prefix(path: &Path, n: u64) -> Result<String, RunError> {
     h.update_reader(f.take(n))
         .map_err(|e| RunError::io(path.display(), e))?;
     Ok(h.finalize().to_hex().to_string())
+}
+
+/// One pass over the file: the hash of its first `mid` bytes (if asked) and of all of it.
+/// Replaces three separate reads (prefix check, new watermark, fingerprint).
+fn hash_once(path: &Path, mid: Option<u64>) -> Result<(Option<String>, String), RunError> {
+    let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
+    // SAFETY: read-only map of an input file; a concurrent writer could only change what we
+    // hash, which the next run detects through the prefix hash.
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| RunError::io(path.display(), e))?;
+    let bytes: &[u8] = &map;
+    let mut h = blake3::Hasher::new();
+    let prefix = match mid {
+        Some(m) if (m as usize) <= bytes.len() => {
+            h.update_rayon(&bytes[..m as usize]);
+            let p = h.finalize().to_hex().to_string();
+            h.update_rayon(&bytes[m as usize..]);
+            Some(p)
+        }
+        _ => {
+            h.update_rayon(bytes);
+            None
+        }
+    };
+    Ok((prefix, h.finalize().to_hex().to_string()))
 }
 
 fn read_range(path: &Path, from: u64) -> Result<Vec<u8>, RunError> {
@@ -72,6 +98,7 @@ fn invalid_reason(
     prev: Option<&Watermark>,
     path: &Path,
     size: u64,
+    prefix_hash: Option<&str>,
 ) -> Result<Option<String>, RunError> {
     let Some(w) = prev else {
         return Ok(Some("first run".into()));
@@ -85,7 +112,7 @@ fn invalid_reason(
     if w.parts.iter().any(|p| !Path::new(p).exists()) {
         return Ok(Some("a stored part is missing".into()));
     }
-    if hash_prefix(path, w.bytes)? != w.prefix_hash {
+    if prefix_hash != Some(w.prefix_hash.as_str()) {
         return Ok(Some("rows already read were changed or removed".into()));
     }
     if !w.ends_with_newline && size > w.bytes {
@@ -125,10 +152,11 @@ pub fn read_append(
         prev.and_then(|r| r.watermark.clone())
             .and_then(|w| serde_json::from_value(w).ok())
     };
+    let (prefix_hash, content_hash) = hash_once(path, prev_wm.as_ref().map(|w| w.bytes))?;
     let reason = if full_refresh {
         Some("--full-refresh".to_string())
     } else {
-        invalid_reason(prev_wm.as_ref(), path, size)?
+        invalid_reason(prev_wm.as_ref(), path, size, prefix_hash.as_deref())?
     };
     let dir = state_dir.join("sources").join(&plan.name).join(&s.id);
     let (start, mut parts, mut rows) = match (&reason, &prev_wm) {
@@ -214,7 +242,12 @@ pub fn read_append(
     let watermark = Watermark {
         bytes: end,
         ends_with_newline,
-        prefix_hash: hash_prefix(path, end)?,
+        // The parts cover the whole file as hashed above (end == size).
+        prefix_hash: if end == size {
+            content_hash.clone()
+        } else {
+            hash_prefix(path, end)?
+        },
         parts,
         rows,
     };
@@ -225,6 +258,7 @@ pub fn read_append(
         watermark,
         note,
         new_rows,
+        content_hash,
     })
 }
 

@@ -59,25 +59,6 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             .into_iter()
             .collect()
     };
-    let fingerprints = {
-        let p = Arc::clone(&plan);
-        // Hashing input files is I/O-bound work: keep it off the scheduler threads.
-        tokio::task::spawn_blocking(move || fingerprint::fingerprints(&p))
-            .await
-            .map_err(RunError::internal)
-            .and_then(|r| r)
-            .map_err(|error| RunFailure {
-                step: "fingerprint".into(),
-                error,
-                report: RunReport {
-                    pipeline: plan.name.clone(),
-                    steps: Vec::new(),
-                    elapsed: Default::default(),
-                    outputs: Vec::new(),
-                    records: Vec::new(),
-                },
-            })?
-    };
     // Incremental sources: read only what was appended since the last run.
     let appends = {
         let p = Arc::clone(&plan);
@@ -103,6 +84,27 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             error,
             report: empty_report(&plan),
         })?
+    };
+    let fingerprints = {
+        let p = Arc::clone(&plan);
+        // Append sources were just hashed in full: reuse those hashes.
+        let known: HashMap<String, String> = appends
+            .iter()
+            .filter_map(|a| {
+                let path = plan.steps[a.step].step.append_path()?;
+                Some((path, a.content_hash.clone()))
+            })
+            .collect();
+        // Hashing input files is I/O-bound work: keep it off the scheduler threads.
+        tokio::task::spawn_blocking(move || fingerprint::fingerprints(&p, &known))
+            .await
+            .map_err(RunError::internal)
+            .and_then(|r| r)
+            .map_err(|error| RunFailure {
+                step: "fingerprint".into(),
+                error,
+                report: empty_report(&plan),
+            })?
     };
     let mut options = cfg.options;
     for a in &appends {
