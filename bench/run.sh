@@ -57,6 +57,13 @@ done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is required (apt-get install time)"
 
 mkdir -p "$WORK"
+# One run at a time: runs share bench/work (data, run directories, measurements) and would
+# disturb each other's timings anyway.
+exec 9> "$WORK/.lock"
+if ! flock -n 9; then
+  echo "bench: another bench/run.sh is running (lock $WORK/.lock); waiting for it"
+  flock 9
+fi
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/release"
 
