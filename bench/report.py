@@ -65,7 +65,8 @@ def main(argv: list[str]) -> int:
                 scales.append(s)
             walls[(s, engine)].append(float(wall))
             rsss[(s, engine)].append(float(rss))
-            if rest and rest[0] not in ("", "-"):
+            # (Skipped below 0.5 s: /proc/stat counts in 10 ms ticks, too coarse there.)
+            if rest and rest[0] not in ("", "-") and float(wall) >= 0.5:
                 # Share of the machine's CPU capacity used by other processes meanwhile.
                 others[(s, engine)].append(float(rest[0]) / (float(wall) * nproc))
 
@@ -105,8 +106,9 @@ def main(argv: list[str]) -> int:
     lines.append("- other CPU use: share of the machine's CPU capacity used by *other* processes "
                  "while the engine ran (machine busy time from /proc/stat minus the engine's own "
                  "user+system time; median over the repetitions). Above a few percent, the "
-                 "figure is disturbed by something else running. Not available for Spark (its "
-                 "JVM's CPU time is not visible to /usr/bin/time)")
+                 "figure is disturbed by something else running. Not shown for runs under 0.5 s "
+                 "(10 ms ticks are too coarse) nor for Spark (its JVM's CPU time is not visible "
+                 "to /usr/bin/time)")
     if meta.get("SPARK_NOTE"):
         lines.append(f"- spark: {meta['SPARK_NOTE']}")
     lines.append("")
