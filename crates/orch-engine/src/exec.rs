@@ -37,6 +37,20 @@ pub enum StepStatus {
     Failed,
 }
 
+impl StepStatus {
+    /// One word for run records and tables.
+    pub fn word(&self) -> &'static str {
+        match self {
+            StepStatus::Ran => "ran",
+            StepStatus::Cached => "cached",
+            StepStatus::Fused { .. } => "fused",
+            StepStatus::Unused => "unused",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepReport {
     pub id: String,
@@ -307,7 +321,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
                         ),
                         _ => None,
                     };
-                    let work = match prepare(&plan, unit.step, &materialized, &ready) {
+                    let work = match prepare(&plan, unit.step, &ready) {
                         Ok(w) => w,
                         Err(e) => {
                             failure = Some((unit.step, e));
@@ -585,12 +599,7 @@ impl Work {
     }
 }
 
-fn prepare(
-    plan: &Plan,
-    step: usize,
-    materialized: &[bool],
-    frames: &HashMap<usize, Ready>,
-) -> Result<Work, RunError> {
+fn prepare(plan: &Plan, step: usize, frames: &HashMap<usize, Ready>) -> Result<Work, RunError> {
     let s = &plan.steps[step];
     if s.role() == Role::Sink {
         let input = s.inputs[0];
@@ -605,7 +614,7 @@ fn prepare(
     let inputs = s
         .inputs
         .iter()
-        .map(|&i| lazy_for(plan, i, materialized, frames))
+        .map(|&i| lazy_for(plan, i, frames))
         .collect::<Result<Vec<_>, _>>()?;
     let schemas: Vec<_> = s.inputs.iter().map(|&i| &plan.steps[i].schema).collect();
     Ok(Work::Materialize(Box::new(
@@ -614,22 +623,16 @@ fn prepare(
 }
 
 /// The lazy plan of step `i`: a materialised frame, or its step applied to its inputs' plans.
-fn lazy_for(
-    plan: &Plan,
-    i: usize,
-    materialized: &[bool],
-    frames: &HashMap<usize, Ready>,
-) -> Result<LazyFrame, RunError> {
+fn lazy_for(plan: &Plan, i: usize, frames: &HashMap<usize, Ready>) -> Result<LazyFrame, RunError> {
     // A materialised or stored result is read as it is.
     if let Some(r) = frames.get(&i) {
         return r.lazy();
     }
-    let _ = materialized;
     let s = &plan.steps[i];
     let inputs = s
         .inputs
         .iter()
-        .map(|&j| lazy_for(plan, j, materialized, frames))
+        .map(|&j| lazy_for(plan, j, frames))
         .collect::<Result<Vec<_>, _>>()?;
     let schemas: Vec<_> = s.inputs.iter().map(|&j| &plan.steps[j].schema).collect();
     s.step.to_polars(inputs, &schemas).map_err(|e| match e {

@@ -2,7 +2,7 @@
 
 use orch_spec::{Params, Schema, Source, Span};
 use orch_steps::{Role, Step};
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::graph::DiGraph;
 
 /// One step, decoded and checked.
 #[derive(Debug)]
@@ -46,10 +46,6 @@ impl Plan {
 
     pub fn index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
-    }
-
-    pub fn node(&self, i: usize) -> NodeIndex {
-        NodeIndex::new(i)
     }
 
     /// Steps whose result is computed once and shared: sinks' inputs and steps read by

@@ -177,7 +177,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             .iter()
             .map(|s| StepRun {
                 id: s.id.clone(),
-                status: status_word(&s.status),
+                status: s.status.word().to_string(),
                 rows: s.rows.map(|r| r as u64),
                 secs: s.elapsed.as_secs_f64(),
                 detail: match &s.status {
@@ -197,18 +197,6 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         return Err(state_failure(&plan, e));
     }
     result
-}
-
-pub fn status_word(s: &StepStatus) -> String {
-    match s {
-        StepStatus::Ran => "ran",
-        StepStatus::Cached => "cached",
-        StepStatus::Fused { .. } => "fused",
-        StepStatus::Unused => "unused",
-        StepStatus::Skipped => "skipped",
-        StepStatus::Failed => "failed",
-    }
-    .to_string()
 }
 
 /// Removes cached results that no step record points at. Returns (files removed, bytes).

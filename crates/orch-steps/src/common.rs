@@ -109,13 +109,7 @@ pub fn missing_column(name: &str, span: Span, schema: &Schema, side: &str) -> Di
 
 /// Canonical JSON of a step's options for its fingerprint.
 pub fn fingerprint_of<T: Serialize>(type_name: &str, options: &T) -> String {
-    // Serialising plain option structs cannot fail; fall back to Debug text just in case.
+    // Serialising plain option structs (strings, numbers, lists) cannot fail.
     let body = serde_json::to_string(options).unwrap_or_default();
     format!("{type_name}:{body}")
-}
-
-/// Reports that a step expected exactly `n` inputs (the compiler checks arity first, so this
-/// guards against internal misuse only).
-pub fn want_inputs(inputs: &[&Schema], n: usize) -> bool {
-    inputs.len() == n
 }

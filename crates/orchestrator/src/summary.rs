@@ -29,12 +29,9 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
     ));
     for s in &report.steps {
         let status = match &s.status {
-            StepStatus::Ran => "ran".to_string(),
-            StepStatus::Cached => "cached".to_string(),
             StepStatus::Fused { into } => format!("fused into {into}"),
-            StepStatus::Unused => "unused".to_string(),
-            StepStatus::Skipped => "skipped".to_string(),
             StepStatus::Failed => "FAILED".to_string(),
+            other => other.word().to_string(),
         };
         let rows = s.rows.map_or_else(|| "-".to_string(), |r| r.to_string());
         let time = if s.status == StepStatus::Ran || s.status == StepStatus::Failed {
