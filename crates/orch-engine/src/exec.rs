@@ -243,12 +243,49 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
             if let Some(file) = &prev.cache_file {
                 let p = PathBuf::from(file);
                 if p.exists() {
-                    r.cached.insert(i, p);
+                    // Only as written: a truncated or overwritten result is recomputed.
+                    match stored_intact(prev, &p) {
+                        Ok(()) => {
+                            r.cached.insert(i, p);
+                        }
+                        Err(why) => tracing::warn!(step = %s.id, "the cached result `{file}` {why}: computing the step again"),
+                    }
                 }
             }
         }
     }
     r
+}
+
+/// Whether a file kept under the state folder still has the size and content recorded when
+/// it was written.
+fn stored_intact(prev: &StepRecord, p: &std::path::Path) -> Result<(), String> {
+    let shown = p.display().to_string();
+    let Some(f) = prev.stored.iter().find(|f| f.path == shown) else {
+        return Err("has no recorded size and hash".into());
+    };
+    let size = std::fs::metadata(p).map_or(0, |m| m.len());
+    if size != f.size {
+        return Err(format!("has {size} bytes, {} were written", f.size));
+    }
+    match crate::fingerprint::file_hash(p) {
+        Ok(h) if h == f.hash => Ok(()),
+        _ => Err("was changed after it was written".into()),
+    }
+}
+
+/// Size and content hash of a staged file (still under its temporary name), recorded
+/// under its target.
+fn staged_record(st: &Staged) -> Result<FileRecord, RunError> {
+    let tmp = st.temp_path();
+    let size = std::fs::metadata(tmp)
+        .map_err(|e| RunError::io(tmp.display(), e))?
+        .len();
+    Ok(FileRecord {
+        path: st.target().display().to_string(),
+        size,
+        hash: crate::fingerprint::file_hash(tmp)?,
+    })
 }
 
 /// Runs the plan to completion, committing outputs only if every unit succeeded.
@@ -467,6 +504,7 @@ fn records(
                 outputs: o.files.clone(),
                 cache_file: o.cache_file.clone(),
                 watermark: None,
+                stored: o.stored.clone(),
             },
             (StepStatus::Cached, _) => match c.previous.get(&s.id) {
                 Some(prev) if prev.fingerprint == c.fingerprints[i] => prev.clone(),
@@ -520,6 +558,8 @@ struct UnitOutput {
     /// Size and content hash of each file a sink wrote (for the state record).
     files: Vec<FileRecord>,
     cache_file: Option<String>,
+    /// Size and content hash of the cached result (for the state record).
+    stored: Vec<FileRecord>,
     warnings: Vec<String>,
 }
 
@@ -547,19 +587,23 @@ impl Work {
                         None => RunError::engine(format!("step `{}`", s.id), e),
                     }
                 })?;
+                // Files the step staged as it ran (a load's quarantine file).
+                let mut staged = s.step.take_staged();
                 let warnings = s.step.validate(&df)?;
                 for w in &warnings {
                     tracing::warn!(step = %s.id, "{w}");
                 }
-                let mut staged = Vec::new();
                 let mut cache_file = None;
+                let mut stored = Vec::new();
                 if let Some(path) = cache_path {
-                    staged.push(stage(&path, |f| {
+                    let st = stage(&path, |f| {
                         polars::prelude::ParquetWriter::new(f)
                             .finish(&mut df)
                             .map(|_| ())
                             .map_err(|e| RunError::engine(format!("caching step `{}`", s.id), e))
-                    })?);
+                    })?;
+                    stored.push(staged_record(&st)?);
+                    staged.push(st);
                     cache_file = Some(path.display().to_string());
                 }
                 Ok(UnitOutput {
@@ -568,6 +612,7 @@ impl Work {
                     staged,
                     files: Vec::new(),
                     cache_file,
+                    stored,
                     warnings,
                 })
             }
@@ -592,6 +637,7 @@ impl Work {
                     staged,
                     files,
                     cache_file: None,
+                    stored: Vec::new(),
                     warnings: Vec::new(),
                 })
             }

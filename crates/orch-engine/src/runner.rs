@@ -7,7 +7,8 @@ use crate::exec::{execute, CacheCtx, RunFailure, RunOptions, RunReport, StepStat
 use crate::fingerprint;
 use crate::incremental::{read_append, AppendRead};
 use crate::plan::Plan;
-use orch_state::{RunRecord, StateError, StateLock, StepRun, Store};
+use orch_state::{FileRecord, RunRecord, StateError, StateLock, StepRecord, StepRun, Store};
+use orch_steps::storage::Staged;
 use orch_steps::RunError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ fn empty_report(plan: &Plan) -> RunReport {
 fn state_failure(plan: &Plan, e: StateError) -> RunFailure {
     RunFailure {
         step: "state".into(),
-        error: RunError::user(e.to_string(), None),
+        error: RunError::user(e.to_string(), e.hint(&plan.source.name)),
         report: empty_report(plan),
     }
 }
@@ -64,14 +65,26 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         let p = Arc::clone(&plan);
         let prev = previous.clone();
         let (full, dir) = (cfg.full_refresh, cfg.state_dir.clone());
-        tokio::task::spawn_blocking(move || -> Result<Vec<AppendRead>, (String, RunError)> {
+        type Read = (AppendRead, Vec<FileRecord>);
+        tokio::task::spawn_blocking(move || -> Result<Vec<Read>, (String, RunError)> {
             let mut out = Vec::new();
             for (i, s) in p.steps.iter().enumerate() {
                 if s.step.append_path().is_some() {
-                    let r = read_append(&p, i, prev.get(&s.id), full, &dir)
+                    // Stored parts that were damaged since they were written: read it all again.
+                    let damaged = prev.get(&s.id).and_then(damaged_part);
+                    let prev_rec = prev.get(&s.id).filter(|_| damaged.is_none());
+                    let mut r = read_append(&p, i, prev_rec, full, &dir)
                         .map_err(|e| (s.id.clone(), e))?;
+                    if let Some(why) = damaged {
+                        tracing::warn!(step = %s.id, "a stored part is damaged ({why}): reading the whole file again");
+                        r.note = format!(
+                            "full read (a stored part is damaged: {why}): {} rows",
+                            r.new_rows
+                        );
+                    }
                     tracing::info!(step = %s.id, "{}", r.note);
-                    out.push(r);
+                    let stored = part_records(&r, prev_rec).map_err(|e| (s.id.clone(), e))?;
+                    out.push((r, stored));
                 }
             }
             Ok(out)
@@ -90,7 +103,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         // Append sources were just hashed in full: reuse those hashes.
         let known: HashMap<String, String> = appends
             .iter()
-            .filter_map(|a| {
+            .filter_map(|(a, _)| {
                 let path = plan.steps[a.step].step.append_path()?;
                 Some((path, a.content_hash.clone()))
             })
@@ -107,7 +120,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             })?
     };
     let mut options = cfg.options;
-    for a in &appends {
+    for (a, _) in &appends {
         // No rows yet (an empty extract): the load reads the file itself, giving an empty
         // table with the declared columns.
         if !a.scan.is_empty() {
@@ -126,9 +139,24 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         .map(|c| c.fingerprints.clone())
         .unwrap_or_default();
     let mut result = execute(Arc::clone(&plan), options).await;
+    // Files steps staged outside the units (quarantine files of incremental reads): committed
+    // with the outputs, or dropped (deleted) with a failed run.
+    let leftover: Vec<Staged> = plan.steps.iter().flat_map(|s| s.step.take_staged()).collect();
     // Commit new source parts after the outputs, then record the advanced watermarks.
     if let Ok(report) = &mut result {
-        for a in appends {
+        for st in leftover {
+            match st.commit() {
+                Ok(p) => report.outputs.push(p),
+                Err(error) => {
+                    return Err(RunFailure {
+                        step: "commit".into(),
+                        error,
+                        report: report.clone(),
+                    })
+                }
+            }
+        }
+        for (a, stored) in appends {
             let s = &plan.steps[a.step];
             if let Some(st) = a.staged {
                 if let Err(error) = st.commit() {
@@ -146,6 +174,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                     fingerprint: fps.get(a.step).cloned().unwrap_or_default(),
                     rows: Some(a.watermark.rows),
                     watermark: serde_json::to_value(&a.watermark).ok(),
+                    stored,
                     ..Default::default()
                 },
             ));
@@ -197,6 +226,60 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         return Err(state_failure(&plan, e));
     }
     result
+}
+
+/// Why the stored parts of an append source cannot be trusted, if they cannot: a part whose
+/// size or content differs from what was recorded when it was written (a truncated or
+/// overwritten file). A missing part is left to [`read_append`], which says so itself.
+fn damaged_part(rec: &StepRecord) -> Option<String> {
+    let wm: crate::incremental::Watermark =
+        serde_json::from_value(rec.watermark.clone()?).ok()?;
+    for part in &wm.parts {
+        let Some(f) = rec.stored.iter().find(|f| &f.path == part) else {
+            continue;
+        };
+        let path = Path::new(part);
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        if meta.len() != f.size {
+            return Some(format!(
+                "`{part}` has {} bytes, {} were written",
+                meta.len(),
+                f.size
+            ));
+        }
+        if !fingerprint::file_hash(path).is_ok_and(|h| h == f.hash) {
+            return Some(format!("`{part}` was changed after it was written"));
+        }
+    }
+    None
+}
+
+/// Size and content hash of every part an append source now scans, for the next run to
+/// check: carried over for parts already checked, computed for the others (the new part
+/// still under its temporary name).
+fn part_records(a: &AppendRead, prev: Option<&StepRecord>) -> Result<Vec<FileRecord>, RunError> {
+    let mut out = Vec::new();
+    for part in &a.watermark.parts {
+        if let Some(f) = prev.and_then(|r| r.stored.iter().find(|f| &f.path == part)) {
+            out.push(f.clone());
+            continue;
+        }
+        let on_disk = match &a.staged {
+            Some(st) if st.target() == Path::new(part) => st.temp_path().to_path_buf(),
+            _ => PathBuf::from(part),
+        };
+        let size = std::fs::metadata(&on_disk)
+            .map_err(|e| RunError::io(on_disk.display(), e))?
+            .len();
+        out.push(FileRecord {
+            path: part.clone(),
+            size,
+            hash: fingerprint::file_hash(&on_disk)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Removes cached results that no step record points at. Returns (files removed, bytes).

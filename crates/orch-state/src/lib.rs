@@ -22,10 +22,30 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the state database in `{dir}` cannot be opened ({detail}); run `orchestrator state reset FILE` or delete that folder to start over (outputs are kept)")]
-    Damaged { dir: String, detail: String },
+    #[error("the state database `{file}` is damaged and cannot be read ({detail})")]
+    Damaged { file: String, detail: String },
     #[error("state record is unreadable: {0}")]
     Corrupt(String),
+}
+
+impl StateError {
+    /// What to do about it; `pipeline` is the pipeline file as given on the command line.
+    pub fn hint(&self, pipeline: &str) -> Option<String> {
+        match self {
+            StateError::Damaged { file, .. } => {
+                let dir = Path::new(file)
+                    .parent()
+                    .map_or_else(String::new, |d| d.display().to_string());
+                Some(format!(
+                    "run `orchestrator state reset {pipeline}` (it moves the damaged file aside and starts a new one), or delete the folder `{dir}`; outputs are not touched, and the next run recomputes everything"
+                ))
+            }
+            StateError::Corrupt(_) => Some(format!(
+                "run `orchestrator state reset {pipeline}` to forget the step records; the next run recomputes everything"
+            )),
+            StateError::Locked { .. } | StateError::Io { .. } => None,
+        }
+    }
 }
 
 /// Holds the state folder's lock for the life of a run.
@@ -107,6 +127,11 @@ pub struct StepRecord {
     pub cache_file: Option<String>,
     /// Source progress (for incremental loads): free-form, owned by the step type.
     pub watermark: Option<serde_json::Value>,
+    /// Files kept under the state folder for this step (its cached result, the parts of an
+    /// incremental source) with their size and content hash when written: checked before
+    /// they are reused, so that a damaged file is rebuilt instead of read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stored: Vec<FileRecord>,
 }
 
 /// One step's line in a run record.
@@ -153,6 +178,9 @@ fn key(pipeline: &str, rest: &[u8]) -> Vec<u8> {
 type Table = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
 type Entry = (Vec<u8>, Vec<u8>);
 
+/// The database file inside the state folder.
+pub const DB_FILE: &str = "state.redb";
+
 const STEPS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("steps");
 const RUNS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("runs");
 
@@ -170,10 +198,10 @@ impl Store {
             source,
         })?;
         let damaged = |e: &dyn std::fmt::Display| StateError::Damaged {
-            dir: dir.display().to_string(),
+            file: dir.join(DB_FILE).display().to_string(),
             detail: e.to_string(),
         };
-        let db = redb::Database::create(dir.join("state.redb")).map_err(|e| damaged(&e))?;
+        let db = redb::Database::create(dir.join(DB_FILE)).map_err(|e| damaged(&e))?;
         // Create the tables once so read transactions always find them.
         let tx = db.begin_write().map_err(|e| damaged(&e))?;
         tx.open_table(STEPS).map_err(|e| damaged(&e))?;
@@ -185,13 +213,35 @@ impl Store {
         })
     }
 
+    /// Opens the state database, or, when it is damaged, moves it aside (to
+    /// `state.redb.damaged-<unix seconds>`) and starts a new, empty one. Returns where the
+    /// damaged file went. For `orchestrator state reset`; callers hold the state lock.
+    pub fn open_or_start_over(dir: &Path) -> Result<(Store, Option<PathBuf>), StateError> {
+        match Store::open(dir) {
+            Ok(s) => Ok((s, None)),
+            Err(StateError::Damaged { .. }) => {
+                let file = dir.join(DB_FILE);
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = dir.join(format!("{DB_FILE}.damaged-{secs}"));
+                std::fs::rename(&file, &aside).map_err(|source| StateError::Io {
+                    dir: dir.display().to_string(),
+                    source,
+                })?;
+                Ok((Store::open(dir)?, Some(aside)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StateError {
         StateError::Damaged {
-            dir: self.dir.display().to_string(),
+            file: self.dir.join(DB_FILE).display().to_string(),
             detail: e.to_string(),
         }
     }
@@ -376,6 +426,23 @@ mod tests {
         // Reopening sees the same history.
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.runs("p").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_database_is_named_and_can_be_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path())
+            .unwrap()
+            .commit_run(&run(1, "ok"), &[])
+            .unwrap();
+        std::fs::write(dir.path().join(DB_FILE), b"not a database").unwrap();
+        let err = Store::open(dir.path()).err().expect("damaged");
+        assert!(err.to_string().contains("state.redb` is damaged"), "{err}");
+        assert!(err.hint("p.yaml").unwrap().contains("orchestrator state reset p.yaml"));
+        let (store, aside) = Store::open_or_start_over(dir.path()).unwrap();
+        assert!(store.runs("p").unwrap().is_empty(), "a new, empty database");
+        let aside = aside.expect("moved aside");
+        assert_eq!(std::fs::read(aside).unwrap(), b"not a database");
     }
 
     #[test]

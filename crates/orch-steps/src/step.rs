@@ -110,6 +110,13 @@ pub trait Step: Send + Sync + Debug {
         Ok(Vec::new())
     }
 
+    /// Files the step staged while it ran, besides a sink's outputs (a `load`'s quarantine
+    /// file). The engine commits them with the outputs once every step of the run has
+    /// succeeded, and drops (deletes) them if the run fails.
+    fn take_staged(&self) -> Vec<Staged> {
+        Vec::new()
+    }
+
     /// For sinks: writes the materialised input to temporary files beside the targets.
     /// The engine commits (renames) them only once every step of the run has succeeded.
     fn write(&self, _df: &mut DataFrame) -> Result<Vec<Staged>, RunError> {

@@ -89,7 +89,8 @@ impl Staged {
 
 /// Writes `target`'s future content into a temporary file beside it (same file system, so
 /// the final rename is atomic) and makes it durable. Nothing is visible at `target` until
-/// the returned [`Staged`] is committed.
+/// the returned [`Staged`] is committed. On any failure the temporary file is removed and
+/// the error names the target (or the folder) and says what to do.
 pub fn stage<F>(target: &Path, fill: F) -> Result<Staged, RunError>
 where
     F: FnOnce(&mut File) -> Result<(), RunError>,
@@ -98,18 +99,24 @@ where
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| RunError::io(dir.display(), e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| folder_error(&dir, target, e))?;
     remove_stale_temps(&dir, target);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if let Some(e) = fault::injected(fault::Point::Create, target) {
+        return Err(folder_error(&dir, target, e));
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(&dir)
-        .map_err(|e| RunError::io(dir.display(), e))?;
-    fill(tmp.as_file_mut())?;
+        .map_err(|e| folder_error(&dir, target, e))?;
+    fill(tmp.as_file_mut()).map_err(|e| write_error(target, e))?;
+    if let Some(e) = fault::injected(fault::Point::Write, target) {
+        return Err(RunError::write_failed(target.display(), e));
+    }
     // Temporary files are created private (0600); an output is an ordinary file.
     #[cfg(unix)]
     {
@@ -120,14 +127,67 @@ where
     }
     tmp.as_file_mut()
         .flush()
-        .map_err(|e| RunError::io(target.display(), e))?;
+        .map_err(|e| RunError::write_failed(target.display(), e))?;
     tmp.as_file()
         .sync_all()
-        .map_err(|e| RunError::io(target.display(), e))?;
+        .map_err(|e| RunError::write_failed(target.display(), e))?;
     Ok(Staged {
         tmp,
         target: target.to_path_buf(),
     })
+}
+
+/// The folder of `target` cannot be created, or no file can be created in it.
+fn folder_error(dir: &Path, target: &Path, e: std::io::Error) -> RunError {
+    // A file where a folder should be: name it (the OS only says "File exists" or "Not a
+    // directory").
+    let blocker = dir
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+        .filter(|a| !a.is_dir());
+    if let Some(file) = blocker {
+        return RunError::user(
+            format!(
+                "cannot write `{}`: `{}` is a file, not a folder",
+                target.display(),
+                file.display()
+            ),
+            Some("move that file away, or write somewhere else (`path`, or `--param output_dir=...`); previous outputs are unchanged".into()),
+        );
+    }
+    let how = match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            "the folder is not writable: check its permissions (`ls -ld`) and owner, or write somewhere else (`--param output_dir=...`)"
+        }
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => DISK_FULL_HINT,
+        _ => "check the folder, or write somewhere else (`--param output_dir=...`)",
+    };
+    RunError::user(
+        format!(
+            "cannot create `{}` in the folder `{}`: {e}",
+            target.file_name().map_or_else(
+                || target.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            dir.display()
+        ),
+        Some(how.into()),
+    )
+}
+
+/// What to do about a full disk.
+pub const DISK_FULL_HINT: &str = "the disk is full: free some space on it (or write somewhere else, `--param output_dir=...`) and run again; previous outputs are unchanged";
+
+/// A failure while filling a staged file: an I/O failure underneath (a full disk) becomes
+/// a message that names the file; other errors are kept as they are.
+fn write_error(target: &Path, e: RunError) -> RunError {
+    match e.io_error() {
+        Some(io) => RunError::write_failed(
+            target.display(),
+            std::io::Error::new(io.kind(), io.to_string()),
+        ),
+        None => e,
+    }
 }
 
 /// Stages and commits at once.
@@ -152,6 +212,57 @@ fn remove_stale_temps(dir: &Path, target: &Path) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+    }
+}
+
+/// Test-only fault injection, so that the fault tests (`crates/orchestrator/tests/faults.rs`)
+/// can make a write fail the way a full disk or an unwritable folder does, as any user and on
+/// any file system. Never set it in production.
+///
+/// `ORCHESTRATOR_FAULT_INJECT` holds comma-separated faults, read once per process:
+///
+/// - `enospc:<text>`: staging a file whose target path contains `<text>` fails after its
+///   content was written, with "No space left on device" (ENOSPC);
+/// - `eacces:<text>`: creating the temporary file for such a target fails with "Permission
+///   denied" (EACCES), as in a folder that is not writable.
+mod fault {
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Point {
+        /// Creating the temporary file.
+        Create,
+        /// Writing its content.
+        Write,
+    }
+
+    fn faults() -> &'static [(Point, String)] {
+        static FAULTS: OnceLock<Vec<(Point, String)>> = OnceLock::new();
+        FAULTS.get_or_init(|| {
+            std::env::var("ORCHESTRATOR_FAULT_INJECT")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|f| match f.trim().split_once(':')? {
+                    ("enospc", t) if !t.is_empty() => Some((Point::Write, t.to_string())),
+                    ("eacces", t) if !t.is_empty() => Some((Point::Create, t.to_string())),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The error injected at `point` for `target`, if any.
+    pub fn injected(point: Point, target: &Path) -> Option<std::io::Error> {
+        let shown = target.to_string_lossy();
+        faults()
+            .iter()
+            .find(|(p, t)| *p == point && shown.contains(t.as_str()))
+            .map(|(p, _)| match p {
+                // ENOSPC and EACCES (Linux numbers; the kinds are what callers look at).
+                Point::Write => std::io::Error::from_raw_os_error(28),
+                Point::Create => std::io::Error::from_raw_os_error(13),
+            })
     }
 }
 

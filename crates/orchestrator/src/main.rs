@@ -100,13 +100,13 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
             run(plan, dir, full_refresh, jobs, interactive, cli.quiet)
         }
         Command::Status { pipeline, state } => {
-            with_store(&pipeline, &state, interactive, |plan, store| {
+            with_store(&pipeline, &state, interactive, false, |plan, store| {
                 print!("{}", summary::status(plan, store)?);
                 Ok(())
             })
         }
         Command::History { pipeline, state } => {
-            with_store(&pipeline, &state, interactive, |plan, store| {
+            with_store(&pipeline, &state, interactive, false, |plan, store| {
                 print!("{}", summary::history(plan, store)?);
                 Ok(())
             })
@@ -118,7 +118,7 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
                     step,
                     state,
                 },
-        } => with_store(&pipeline, &state, interactive, |plan, store| {
+        } => with_store(&pipeline, &state, interactive, true, |plan, store| {
             if let Some(s) = &step {
                 if plan.step(s).is_none() {
                     return Err(format!("pipeline `{}` has no step `{s}`", plan.name));
@@ -151,6 +151,9 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    if let Some(h) = e.hint(&pipeline.file.display().to_string()) {
+                        eprintln!("  help: {h}");
+                    }
                     EXIT_RUN_FAILED
                 }
             }
@@ -158,11 +161,14 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
     }
 }
 
-/// Compiles the pipeline, locks and opens its state folder, and runs `f`.
+/// Compiles the pipeline, locks and opens its state folder, and runs `f`. With
+/// `start_over`, a damaged state database is moved aside and a new one started (for `state
+/// reset`, the fix the damage message suggests).
 fn with_store<F>(
     pipeline: &args::PipelineArgs,
     state: &args::StateArgs,
     interactive: bool,
+    start_over: bool,
     f: F,
 ) -> u8
 where
@@ -173,10 +179,31 @@ where
         Err(code) => return code,
     };
     let dir = state_dir(&plan, state.state_dir.as_deref());
-    let result = orch_state::StateLock::acquire(&dir)
-        .and_then(|lock| orch_state::Store::open(&dir).map(|s| (lock, s)))
-        .map_err(|e| e.to_string())
-        .and_then(|(_lock, store)| f(&plan, &store));
+    let opened = orch_state::StateLock::acquire(&dir).and_then(|lock| {
+        if start_over {
+            orch_state::Store::open_or_start_over(&dir).map(|(s, aside)| (lock, s, aside))
+        } else {
+            orch_state::Store::open(&dir).map(|s| (lock, s, None))
+        }
+    });
+    let result = match opened {
+        Ok((_lock, store, aside)) => {
+            if let Some(aside) = aside {
+                println!(
+                    "the state database was damaged: moved it to {} and started a new one (all steps and the run history are forgotten)",
+                    aside.display()
+                );
+            }
+            f(&plan, &store)
+        }
+        Err(e) => {
+            let hint = e.hint(&pipeline.file.display().to_string());
+            Err(match hint {
+                Some(h) => format!("{e}\n  help: {h}"),
+                None => e.to_string(),
+            })
+        }
+    };
     match result {
         Ok(()) => EXIT_OK,
         Err(e) => {

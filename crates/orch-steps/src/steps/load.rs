@@ -19,7 +19,7 @@
 use crate::common::{fingerprint_of, missing_column};
 use crate::error::RunError;
 use crate::step::{Arity, Role, Step, StepType};
-use crate::storage::Location;
+use crate::storage::{Location, Staged};
 use orch_expr::{datefmt, from_polars_dtype, to_polars_dtype};
 use orch_spec::{Ctx, DataType, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
 use polars::prelude::*;
@@ -75,6 +75,10 @@ pub struct Load {
     /// What the last read set aside (skipped or quarantined rows): reported by `validate`.
     #[serde(skip)]
     pub findings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The quarantine file of the last read, staged: committed with the run's outputs (see
+    /// [`Step::take_staged`]), so a run that fails later leaves the previous one in place.
+    #[serde(skip)]
+    pub quarantine: Arc<std::sync::Mutex<Option<Staged>>>,
     #[serde(skip)]
     pub path_span: Span,
 }
@@ -176,6 +180,7 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
         quarantine_path,
         id: decl.id.clone(),
         findings: Arc::default(),
+        quarantine: Arc::default(),
         path_span,
     }))
 }
@@ -456,6 +461,15 @@ impl Step for Load {
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
             .unwrap_or_default())
+    }
+
+    fn take_staged(&self) -> Vec<Staged> {
+        self.quarantine
+            .lock()
+            .ok()
+            .and_then(|mut q| q.take())
+            .into_iter()
+            .collect()
     }
 
     fn append_path(&self) -> Option<String> {
@@ -1034,7 +1048,7 @@ impl CsvScan {
     }
 
     /// Records what was set aside, for `validate` (skip, quarantine) or the log (fail), and
-    /// writes the quarantine file (header only when nothing was bad, so that it always
+    /// stages the quarantine file (header only when nothing was bad, so that it always
     /// describes the last read).
     fn report(&self, bad: &[BadRow], total: usize, blank: usize) -> PolarsResult<()> {
         let mut notes = Vec::new();
@@ -1104,7 +1118,8 @@ impl CsvScan {
         let target = Location::parse(qpath)
             .map(|l| l.local_path().to_path_buf())
             .unwrap_or_else(|_| std::path::PathBuf::from(qpath));
-        crate::storage::write_atomic(&target, |f| {
+        // Staged, not written: it is committed with the outputs of a run that succeeds.
+        let staged = crate::storage::stage(&target, |f| {
             CsvWriter::new(f)
                 .include_header(true)
                 .finish(&mut df)
@@ -1120,7 +1135,11 @@ impl CsvScan {
                 hint: e.hint().map(str::to_string),
             }
             .into_polars()
-        })
+        })?;
+        if let Ok(mut q) = self.load.quarantine.lock() {
+            *q = Some(staged);
+        }
+        Ok(())
     }
 
     /// The file indices of the columns that are read (their bytes must be UTF-8).
@@ -1651,6 +1670,8 @@ mod bad_row_tests {
             quarantine_path: quarantine,
             id: "t".into(),
             findings: Arc::default(),
+            quarantine: Arc::default(),
+        quarantine: Arc::default(),
             path_span: Span::default(),
         }
     }
@@ -1761,6 +1782,13 @@ mod bad_row_tests {
         let q = dir.path().join("q").join("t.csv");
         let l = load(&p, OnBadRows::Quarantine, Some(q.display().to_string()));
         assert_eq!(read(&l).unwrap().height(), 2);
+        // Staged, not written, until the engine commits it.
+        assert!(!q.exists());
+        let staged = l.take_staged();
+        assert_eq!(staged.len(), 1);
+        for st in staged {
+            st.commit().unwrap();
+        }
         let text = std::fs::read_to_string(&q).unwrap();
         assert_eq!(
             text,
