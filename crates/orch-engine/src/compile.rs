@@ -6,7 +6,7 @@ use crate::plan::{Plan, PlannedStep};
 use orch_spec::diag::Severity;
 use orch_spec::model::COMMON_STEP_KEYS;
 use orch_spec::{
-    suggest, yaml, Ctx, Diagnostic, Diagnostics, Fields, PipelineDecl, Schema, Source,
+    suggest, yaml, Ctx, Diagnostic, Diagnostics, Fields, PipelineDecl, Schema, Source, StepDecl,
 };
 use orch_steps::{registry, Role};
 use petgraph::graph::DiGraph;
@@ -140,10 +140,28 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
     let params = decl.resolve_params(&opts.params, opts.today, diags);
     let mut ctx = Ctx::new(&params);
 
+    // 0. `checks:` sections on steps become implicit check steps.
+    let (steps, implicit) = expand_checks(decl.steps, &ctx);
+    // Owners of a section (not writes): the steps that read them read the checked data.
+    let mut checked_by: Vec<Option<usize>> = vec![None; steps.len()];
+    for (k, imp) in implicit.iter().enumerate() {
+        if let Some(imp) = imp.as_ref().filter(|imp| !imp.writes) {
+            checked_by[imp.owner] = Some(k);
+        }
+    }
+
     // 1. Decode every step; remember ids for input resolution.
     let mut ids: HashMap<&str, usize> = HashMap::new();
     let mut decoded = Vec::new();
-    for (i, s) in decl.steps.iter().enumerate() {
+    for (i, s) in steps.iter().enumerate() {
+        if let Some(imp) = &implicit[i] {
+            ids.insert(&s.id, i);
+            let owner = &steps[imp.owner].id;
+            let step =
+                orch_steps::steps::check::decode_section(s, &s.node, owner, imp.writes, &mut ctx);
+            decoded.push(step.map(|st| (orch_steps::steps::check::TYPE.name, st)));
+            continue;
+        }
         if let Some(&first) = ids.get(s.id.as_str()) {
             ctx.error(
                 Diagnostic::error(format!("duplicate step id `{}`", s.id))
@@ -195,15 +213,23 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
         for k in COMMON_STEP_KEYS {
             f.take(k);
         }
+        // Taken out by `expand_checks`; listed among the valid keys of every step.
+        f.take(CHECKS_KEY);
         let step = (ty.decode)(s, &mut f, &mut ctx);
         f.finish(&mut ctx);
         decoded.push(step.map(|st| (ty.name, st)));
     }
 
-    // 2. Resolve inputs.
-    let mut inputs: Vec<Vec<usize>> = vec![Vec::new(); decl.steps.len()];
-    let all_ids: Vec<&str> = decl.steps.iter().map(|s| s.id.as_str()).collect();
-    for (i, s) in decl.steps.iter().enumerate() {
+    // 2. Resolve inputs. A step that reads the owner of a `checks:` section reads its
+    //    implicit check step instead.
+    let mut inputs: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    let all_ids: Vec<&str> = steps
+        .iter()
+        .zip(&implicit)
+        .filter(|(_, imp)| imp.is_none())
+        .map(|(s, _)| s.id.as_str())
+        .collect();
+    for (i, s) in steps.iter().enumerate() {
         for (name, span) in &s.inputs {
             match ids.get(name.as_str()) {
                 Some(&j) if j == i => ctx.error(
@@ -211,7 +237,21 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
                         .at(*span)
                         .hint("a step reads other steps' results"),
                 ),
-                Some(&j) => inputs[i].push(j),
+                Some(&j) => inputs[i].push(match checked_by[j] {
+                    Some(k) if k != i => k,
+                    _ => j,
+                }),
+                None if implicit[i].is_some() => ctx.error(
+                    Diagnostic::error(format!(
+                        "`to: {name}` in the `checks` of step `{}` is not a step",
+                        implicit[i]
+                            .as_ref()
+                            .map_or("", |imp| steps[imp.owner].id.as_str())
+                    ))
+                    .at(*span)
+                    .maybe_hint(suggest::hint(name, all_ids.iter().copied()))
+                    .hint(format!("steps are: {}", all_ids.join(", "))),
+                ),
                 None => ctx.error(
                     Diagnostic::error(format!("step `{}` reads the unknown input `{name}`", s.id))
                         .at(*span)
@@ -224,7 +264,7 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
 
     // 3. The graph, and cycles with their path.
     let mut graph: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<_> = (0..decl.steps.len()).map(|i| graph.add_node(i)).collect();
+    let nodes: Vec<_> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
     for (i, ins) in inputs.iter().enumerate() {
         for &j in ins {
             graph.add_edge(nodes[j], nodes[i], ());
@@ -234,7 +274,7 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
         Ok(o) => o.into_iter().map(|n| graph[n]).collect(),
         Err(_) => {
             for cycle in cycles(&graph) {
-                let path: Vec<&str> = cycle.iter().map(|&i| decl.steps[i].id.as_str()).collect();
+                let path: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
                 let first = cycle[0];
                 ctx.error(
                     Diagnostic::error(format!(
@@ -242,7 +282,7 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
                         path.join(" -> "),
                         path[0]
                     ))
-                    .at(decl.steps[first].id_span)
+                    .at(steps[first].id_span)
                     .hint("a step cannot depend on its own result; remove one of these inputs"),
                 );
             }
@@ -254,17 +294,17 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
 
     // 4. Schemas, in dependency order; a step whose inputs failed is skipped quietly so one
     //    mistake does not cascade into many.
-    let mut schemas: Vec<Option<Schema>> = vec![None; decl.steps.len()];
+    let mut schemas: Vec<Option<Schema>> = vec![None; steps.len()];
     for &i in &order {
         let Some((_, step)) = &decoded[i] else {
             continue;
         };
         let ins: Option<Vec<&Schema>> = inputs[i].iter().map(|&j| schemas[j].as_ref()).collect();
         let Some(ins) = ins else { continue };
-        if inputs[i].len() != decl.steps[i].inputs.len() {
+        if inputs[i].len() != steps[i].inputs.len() {
             continue;
         }
-        let ty = registry::lookup(&decl.steps[i].ty);
+        let ty = registry::lookup(&steps[i].ty);
         if ty.is_some_and(|t| !t.arity.accepts(ins.len())) {
             continue;
         }
@@ -272,7 +312,7 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
     }
 
     // 5. Warn about results nobody uses.
-    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); decl.steps.len()];
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, ins) in inputs.iter().enumerate() {
         for &j in ins {
             if !consumers[j].contains(&i) {
@@ -280,7 +320,7 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
             }
         }
     }
-    for (i, s) in decl.steps.iter().enumerate() {
+    for (i, s) in steps.iter().enumerate() {
         // Sinks and data checks are ends in themselves.
         let is_sink = decoded[i]
             .as_ref()
@@ -300,10 +340,10 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
     if failed {
         return None;
     }
-    let mut steps = Vec::with_capacity(decl.steps.len());
-    for (i, (s, d)) in decl.steps.iter().zip(decoded).enumerate() {
+    let mut planned = Vec::with_capacity(steps.len());
+    for (i, (s, d)) in steps.iter().zip(decoded).enumerate() {
         let (type_name, step) = d?;
-        steps.push(PlannedStep {
+        planned.push(PlannedStep {
             id: s.id.clone(),
             type_name,
             inputs: inputs[i].clone(),
@@ -314,15 +354,128 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
             cache: s.cache,
         });
     }
+    // Tell each step which source files its first input comes from (for messages).
+    for i in 0..planned.len() {
+        if let Some(files) = upstream_files(&planned, i) {
+            planned[i].step.set_upstream_files(files);
+        }
+    }
     Some(Plan {
         name: decl.name,
         description: decl.description,
         source: source.clone(),
         params,
-        steps,
+        steps: planned,
         order,
         graph,
     })
+}
+
+/// The key of a `checks:` section on a step that is not a `check` step.
+const CHECKS_KEY: &str = "checks";
+
+/// An implicit check step made from a `checks:` section.
+struct Implicit {
+    /// The step the section was written on.
+    owner: usize,
+    /// The owner is a `write`: its input is checked, before anything is written.
+    writes: bool,
+}
+
+/// `checks:` on a step other than `check` is sugar for an implicit check step, `<id>.checks`
+/// (not a valid step id, so it cannot clash), placed right after it (before it for a
+/// `write`). It checks the step's
+/// output, and the steps that read the step read the implicit step instead (see the input
+/// resolution); on a `write` it checks the write's input, and the write reads it, so a
+/// failing check stops the run before anything is written. Its inputs after the first are
+/// the `to` steps of its `relationships` checks. The section is taken out of the step's own
+/// mapping, so the step type never sees it. Returns the steps and, for each, whether it is
+/// implicit.
+fn expand_checks(decls: Vec<StepDecl>, ctx: &Ctx<'_>) -> (Vec<StepDecl>, Vec<Option<Implicit>>) {
+    let mut steps = Vec::with_capacity(decls.len());
+    let mut implicit = Vec::with_capacity(decls.len());
+    for mut s in decls {
+        let section = match &mut s.node.value {
+            yaml::Value::Map(entries) if s.ty != checks_type() => entries
+                .iter()
+                .position(|(k, _)| k.as_scalar() == Some(CHECKS_KEY))
+                .map(|at| entries.remove(at)),
+            _ => None,
+        };
+        let Some((key, list)) = section else {
+            steps.push(s);
+            implicit.push(None);
+            continue;
+        };
+        let writes = s.ty == orch_steps::steps::write::TYPE.name;
+        let first = if writes {
+            // A write with a wrong number of inputs is reported as such; nothing to check.
+            match s.inputs.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    steps.push(s);
+                    implicit.push(None);
+                    continue;
+                }
+            }
+        } else {
+            (s.id.clone(), key.span)
+        };
+        let mut inputs = vec![first];
+        for t in orch_steps::steps::check::relationship_targets(&list, ctx) {
+            if !inputs.iter().any(|(n, _)| *n == t.0) {
+                inputs.push(t);
+            }
+        }
+        let check = StepDecl {
+            id: format!("{}.{CHECKS_KEY}", s.id),
+            id_span: key.span,
+            ty: checks_type().to_string(),
+            ty_span: key.span,
+            inputs,
+            description: None,
+            cache: false,
+            node: list,
+        };
+        if writes {
+            // Before the write, in the order it runs.
+            s.inputs = vec![(check.id.clone(), key.span)];
+            let owner = steps.len() + 1;
+            steps.push(check);
+            implicit.push(Some(Implicit { owner, writes }));
+            steps.push(s);
+            implicit.push(None);
+        } else {
+            let owner = steps.len();
+            steps.push(s);
+            implicit.push(None);
+            steps.push(check);
+            implicit.push(Some(Implicit { owner, writes }));
+        }
+    }
+    (steps, implicit)
+}
+
+fn checks_type() -> &'static str {
+    orch_steps::steps::check::TYPE.name
+}
+
+/// The files of the `load` steps step `i`'s first input comes from through single-input
+/// steps (and through the first input of `check` steps, which pass it on unchanged).
+fn upstream_files(steps: &[PlannedStep], i: usize) -> Option<Vec<String>> {
+    let mut cur = *steps[i].inputs.first()?;
+    for _ in 0..steps.len() {
+        let s = &steps[cur];
+        if s.role() == Role::Source {
+            return Some(s.step.reads());
+        }
+        match s.inputs.as_slice() {
+            [one] => cur = *one,
+            [first, ..] if s.type_name == checks_type() => cur = *first,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Kahn's algorithm: every step whose inputs can all be ordered, in dependency order.

@@ -248,7 +248,9 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
                         Ok(()) => {
                             r.cached.insert(i, p);
                         }
-                        Err(why) => tracing::warn!(step = %s.id, "the cached result `{file}` {why}: computing the step again"),
+                        Err(why) => {
+                            tracing::warn!(step = %s.id, "the cached result `{file}` {why}: computing the step again")
+                        }
                     }
                 }
             }

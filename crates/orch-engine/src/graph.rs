@@ -7,15 +7,26 @@ pub fn mermaid(plan: &Plan) -> String {
     for s in &plan.steps {
         out.push_str(&format!(
             "    {}[\"{}<br/><i>{}</i>\"]\n",
-            s.id, s.id, s.type_name
+            node_id(&s.id),
+            s.id,
+            s.type_name
         ));
     }
     for s in &plan.steps {
         for &i in &s.inputs {
-            out.push_str(&format!("    {} --> {}\n", plan.steps[i].id, s.id));
+            out.push_str(&format!(
+                "    {} --> {}\n",
+                node_id(&plan.steps[i].id),
+                node_id(&s.id)
+            ));
         }
     }
     out
+}
+
+/// A Mermaid node id: step ids are identifiers, except implicit check steps (`x.checks`).
+fn node_id(id: &str) -> String {
+    id.replace('.', "__")
 }
 
 pub fn dot(plan: &Plan) -> String {

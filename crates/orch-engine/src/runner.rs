@@ -141,7 +141,11 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     let mut result = execute(Arc::clone(&plan), options).await;
     // Files steps staged outside the units (quarantine files of incremental reads): committed
     // with the outputs, or dropped (deleted) with a failed run.
-    let leftover: Vec<Staged> = plan.steps.iter().flat_map(|s| s.step.take_staged()).collect();
+    let leftover: Vec<Staged> = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.step.take_staged())
+        .collect();
     // Commit new source parts after the outputs, then record the advanced watermarks.
     if let Ok(report) = &mut result {
         for st in leftover {
@@ -232,8 +236,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
 /// size or content differs from what was recorded when it was written (a truncated or
 /// overwritten file). A missing part is left to [`read_append`], which says so itself.
 fn damaged_part(rec: &StepRecord) -> Option<String> {
-    let wm: crate::incremental::Watermark =
-        serde_json::from_value(rec.watermark.clone()?).ok()?;
+    let wm: crate::incremental::Watermark = serde_json::from_value(rec.watermark.clone()?).ok()?;
     for part in &wm.parts {
         let Some(f) = rec.stored.iter().find(|f| &f.path == part) else {
             continue;

@@ -438,7 +438,10 @@ mod tests {
         std::fs::write(dir.path().join(DB_FILE), b"not a database").unwrap();
         let err = Store::open(dir.path()).err().expect("damaged");
         assert!(err.to_string().contains("state.redb` is damaged"), "{err}");
-        assert!(err.hint("p.yaml").unwrap().contains("orchestrator state reset p.yaml"));
+        assert!(err
+            .hint("p.yaml")
+            .unwrap()
+            .contains("orchestrator state reset p.yaml"));
         let (store, aside) = Store::open_or_start_over(dir.path()).unwrap();
         assert!(store.runs("p").unwrap().is_empty(), "a new, empty database");
         let aside = aside.expect("moved aside");

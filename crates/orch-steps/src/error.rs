@@ -87,7 +87,9 @@ impl RunError {
         match self {
             RunError::User { hint, .. } => hint.as_deref(),
             RunError::Io { source, .. } => io_hint(source.kind()),
-            RunError::Engine { source, .. } => polars_io_error(source).and_then(|e| io_hint(e.kind())),
+            RunError::Engine { source, .. } => {
+                polars_io_error(source).and_then(|e| io_hint(e.kind()))
+            }
             _ => None,
         }
     }

@@ -104,6 +104,11 @@ pub trait Step: Send + Sync + Debug {
         false
     }
 
+    /// Told once, when the pipeline is compiled: the files of the `load` steps that this
+    /// step's (first) input comes from through single-input steps. A failing `row_count`
+    /// check names those that hold no data rows.
+    fn set_upstream_files(&self, _files: Vec<String>) {}
+
     /// Checks a materialised result. `Err` stops the run before any output is committed;
     /// `Ok` carries warnings to report.
     fn validate(&self, _df: &DataFrame) -> Result<Vec<String>, RunError> {

@@ -121,8 +121,23 @@ pub struct Check {
     /// Input step ids, in order.
     #[serde(skip)]
     inputs: Vec<String>,
+    /// For a `checks:` section on another step: that step's id, and what the checked data
+    /// is called in messages ("the output of step `x`").
+    #[serde(skip)]
+    section: Option<Section>,
+    /// The files of the `load` steps the checked data comes from through single-input
+    /// steps (set by the compiler): a failing `row_count` names those that hold no rows.
+    #[serde(skip)]
+    sources: std::sync::OnceLock<Vec<String>>,
     #[serde(skip)]
     stash: Stash,
+}
+
+/// A `checks:` section written on a step that is not a `check` step.
+#[derive(Debug, Clone)]
+struct Section {
+    owner: String,
+    subject: String,
 }
 
 /// What `to_polars` leaves for `validate`: the checked input's schema and the plans of the
@@ -138,6 +153,75 @@ impl std::fmt::Debug for Stash {
 
 fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<dyn Step>> {
     let list = f.require("checks", ctx)?;
+    decode_list(decl, list, None, ctx).map(|c| Box::new(c) as Box<dyn Step>)
+}
+
+/// A `checks:` section on another step (`owner`), which the compiler turns into an implicit
+/// check step: `decl` is that step (its first input is the checked data, the others the
+/// `to` steps of `relationships` checks, see [`relationship_targets`]) and `list` the
+/// section. `writes` when the owner is a `write` step (then its input is checked, before
+/// anything is written).
+pub fn decode_section(
+    decl: &StepDecl,
+    list: &Node,
+    owner: &str,
+    writes: bool,
+    ctx: &mut Ctx<'_>,
+) -> Option<Box<dyn Step>> {
+    let subject = if writes {
+        format!("the input of step `{owner}`")
+    } else {
+        format!("the output of step `{owner}`")
+    };
+    let section = Section {
+        owner: owner.to_string(),
+        subject,
+    };
+    decode_list(decl, list, Some(section), ctx).map(|c| Box::new(c) as Box<dyn Step>)
+}
+
+/// The `to` steps of the `relationships` checks in a `checks:` list, in order, without
+/// repeats (reported problems are left to the decoder).
+pub fn relationship_targets(list: &Node, ctx: &Ctx<'_>) -> Vec<(String, Span)> {
+    let mut out: Vec<(String, Span)> = Vec::new();
+    let orch_spec::yaml::Value::Seq(items) = &list.value else {
+        return out;
+    };
+    for item in items {
+        let Some(rel) = map_get(item, "relationships") else {
+            continue;
+        };
+        let Some(to) = map_get(rel, "to") else {
+            continue;
+        };
+        let Some(text) = to.as_scalar() else { continue };
+        let name = ctx
+            .params
+            .substitute(text)
+            .unwrap_or_else(|_| text.to_string());
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, to.span));
+        }
+    }
+    out
+}
+
+fn map_get<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.value {
+        orch_spec::yaml::Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some(key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn decode_list(
+    decl: &StepDecl,
+    list: &Node,
+    section: Option<Section>,
+    ctx: &mut Ctx<'_>,
+) -> Option<Check> {
     let items = ctx.seq(list, "checks")?;
     if items.is_empty() {
         ctx.error(
@@ -149,11 +233,21 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
     }
     let mut checks = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if let Some(c) = decode_check(decl, item, i, ctx) {
+        let what = match &section {
+            Some(s) => format!("check {} in the `checks` of step `{}`", i + 1, s.owner),
+            None => format!("check {} of step `{}`", i + 1, decl.id),
+        };
+        if let Some(c) = decode_check(decl, item, what, ctx) {
             checks.push(c);
         }
     }
-    for (k, (name, span)) in decl.inputs.iter().enumerate().skip(1) {
+    // A section's extra inputs are exactly its `to` steps.
+    let extra = if section.is_some() {
+        0
+    } else {
+        decl.inputs.len()
+    };
+    for (k, (name, span)) in decl.inputs.iter().enumerate().take(extra).skip(1) {
         let used = checks
             .iter()
             .any(|c| matches!(&c.kind, Kind::Relationships { input, .. } if *input == k));
@@ -170,16 +264,17 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
             );
         }
     }
-    Some(Box::new(Check {
+    Some(Check {
         checks,
         id: decl.id.clone(),
         inputs: decl.inputs.iter().map(|(n, _)| n.clone()).collect(),
+        section,
+        sources: std::sync::OnceLock::new(),
         stash: Stash::default(),
-    }))
+    })
 }
 
-fn decode_check(decl: &StepDecl, item: &Node, i: usize, ctx: &mut Ctx<'_>) -> Option<CheckDef> {
-    let what = format!("check {} of step `{}`", i + 1, decl.id);
+fn decode_check(decl: &StepDecl, item: &Node, what: String, ctx: &mut Ctx<'_>) -> Option<CheckDef> {
     let mut cf = Fields::new(item, what.clone(), ctx)?;
     let present: Vec<(&'static str, &Node)> = KINDS
         .iter()
@@ -396,6 +491,9 @@ fn parse_value(t: &DataType, text: &str) -> Result<AnyValue<'static>, String> {
 
 impl Check {
     fn side(&self, k: usize) -> String {
+        if let (0, Some(s)) = (k, &self.section) {
+            return s.subject.clone();
+        }
         match self.inputs.get(k) {
             Some(n) => format!("the input `{n}`"),
             None => "the input".into(),
@@ -515,6 +613,10 @@ impl Step for Check {
         true
     }
 
+    fn set_upstream_files(&self, files: Vec<String>) {
+        let _ = self.sources.set(files);
+    }
+
     fn validate(&self, df: &DataFrame) -> Result<Vec<String>, RunError> {
         let (schema, others) = self
             .stash
@@ -538,14 +640,18 @@ impl Step for Check {
             "fix the data (or the step that produces it); to report a check without stopping the run, give it `severity: warn`"
                 .to_string(),
         );
+        let who = match &self.section {
+            Some(s) => format!("step `{}`", s.owner),
+            None => format!("check step `{}`", self.id),
+        };
         match errors.as_slice() {
             [] => Ok(warnings),
             [(name, text)] => Err(RunError::user(
-                format!("check step `{}`: check `{name}` failed: {text}", self.id),
+                format!("{who}: check `{name}` failed: {text}"),
                 hint,
             )),
             many => {
-                let mut msg = format!("check step `{}`: {} checks failed:", self.id, many.len());
+                let mut msg = format!("{who}: {} checks failed:", many.len());
                 for (name, text) in many {
                     msg.push_str(&format!("\n  - `{name}`: {text}"));
                 }
@@ -589,13 +695,30 @@ impl Check {
                     (None, None) => return Ok(None),
                 };
                 let fails = min.is_some_and(|a| n < a) || max.is_some_and(|b| n > b);
-                return Ok(fails.then(|| {
-                    format!(
-                        "`{}` has {n} row{}; expected {expected}",
-                        self.inputs.first().map_or("the input", |s| s.as_str()),
-                        if n == 1 { "" } else { "s" }
-                    )
-                }));
+                if !fails {
+                    return Ok(None);
+                }
+                let mut text = format!(
+                    "`{}` has {n} row{}; expected {expected}",
+                    self.inputs.first().map_or("the input", |s| s.as_str()),
+                    if n == 1 { "" } else { "s" }
+                );
+                // No rows at all: say which source extract is empty, if one is.
+                if n == 0 {
+                    let empty: Vec<String> = self
+                        .sources
+                        .get()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| {
+                            no_data_rows(f).map(|why| format!("`{f}` has no data rows ({why})"))
+                        })
+                        .collect();
+                    if !empty.is_empty() {
+                        text = format!("{text}: the source file {}", empty.join("; "));
+                    }
+                }
+                return Ok(Some(text));
             }
             Kind::NotNull(cols) => {
                 let mask = cols
@@ -736,6 +859,32 @@ impl Check {
             if n == 1 { "" } else { "s" },
             sample(&bad, &first_cols)
         )))
+    }
+}
+
+/// Why a source file holds no data rows, if it holds none: it is empty, or it has a header
+/// line and nothing else (blank lines aside). Only small text files are looked at.
+fn no_data_rows(path: &str) -> Option<&'static str> {
+    const MAX: u64 = 1 << 16;
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    if meta.len() == 0 {
+        return Some("the file is empty, 0 bytes");
+    }
+    if meta.len() > MAX {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.starts_with(b"PAR1") {
+        return None;
+    }
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
+    match (lines.next(), lines.next()) {
+        (Some(_), None) => Some("only a header line"),
+        (None, _) => Some("only blank lines"),
+        _ => None,
     }
 }
 

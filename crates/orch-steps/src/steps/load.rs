@@ -1671,7 +1671,6 @@ mod bad_row_tests {
             id: "t".into(),
             findings: Arc::default(),
             quarantine: Arc::default(),
-        quarantine: Arc::default(),
             path_span: Span::default(),
         }
     }
