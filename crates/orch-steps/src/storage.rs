@@ -186,8 +186,23 @@ fn write_error(target: &Path, e: RunError) -> RunError {
             target.display(),
             std::io::Error::new(io.kind(), io.to_string()),
         ),
+        // The Parquet writer reports I/O failures as text ("underlying IO error: No space
+        // left on device (os error 28)").
+        None if is_disk_full_text(&e.to_string()) => {
+            RunError::write_failed(target.display(), std::io::Error::from_raw_os_error(28))
+        }
         None => e,
     }
+}
+
+fn is_disk_full_text(text: &str) -> bool {
+    [
+        "No space left on device",
+        "os error 28",
+        "Disk quota exceeded",
+    ]
+    .iter()
+    .any(|t| text.contains(t))
 }
 
 /// Stages and commits at once.

@@ -71,6 +71,11 @@ impl Sandbox {
 
     /// `orchestrator run p.yaml --param input_dir=<data> --param output_dir=<out> ARGS`.
     pub fn run(&self, args: &[&str]) -> Ran {
+        self.run_env(&[], args)
+    }
+
+    /// [`Sandbox::run`] with extra environment variables.
+    pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Ran {
         let p = self.path().join("p.yaml");
         let input = format!("input_dir={}", self.path().join("data").display());
         let output = format!("output_dir={}", self.out().display());
@@ -80,6 +85,7 @@ impl Sandbox {
             .arg(&p)
             .args(["--param", &input, "--param", &output])
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("failed to start orchestrator");
         Ran::of(&o, t.elapsed())
@@ -90,6 +96,19 @@ impl Sandbox {
         let mut out = BTreeMap::new();
         collect(&self.out(), &self.out(), &mut out);
         out
+    }
+
+    /// `orchestrator ARGS p.yaml --param output_dir=<out>` (for `state reset`, `status`).
+    pub fn command(&self, args: &[&str]) -> Ran {
+        let output = format!("output_dir={}", self.out().display());
+        let t = Instant::now();
+        let o = bin()
+            .args(args)
+            .arg(self.path().join("p.yaml"))
+            .args(["--param", &output])
+            .output()
+            .expect("failed to start orchestrator");
+        Ran::of(&o, t.elapsed())
     }
 
     /// Temporary files left anywhere in the sandbox (`*.tmp`).
