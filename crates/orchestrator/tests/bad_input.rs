@@ -572,7 +572,10 @@ fn each_failing_check_stops_the_run_or_warns() {
             check: "row_count: {min: 1}",
             items: "invoice_id,item,quantity\n".into(),
             skus: SKUS,
-            expect: &["check `row_count` failed: `items` has 0 rows; expected at least 1"],
+            expect: &[
+                "check `row_count` failed: `items` has 0 rows; expected at least 1: the source file `",
+                "items.csv` has no data rows (only a header line)",
+            ],
         },
         CheckCase {
             name: "expression",
@@ -634,7 +637,11 @@ fn each_failing_check_stops_the_run_or_warns() {
                 let expect: Vec<String> = c
                     .expect
                     .iter()
-                    .map(|e| format!("warning: step `checked`: {e}"))
+                    .enumerate()
+                    .map(|(i, e)| match i {
+                        0 => format!("warning: step `checked`: {e}"),
+                        _ => e.to_string(),
+                    })
                     .collect();
                 let expect: Vec<&str> = expect.iter().map(|s| s.as_str()).collect();
                 assert_has(&name, "stdout", &r.stdout, &expect);
@@ -696,4 +703,356 @@ fn check_definitions_are_checked_before_anything_runs() {
         );
     }
     let _ = common::repo();
+}
+
+#[test]
+fn quarantine_files_are_committed_only_when_the_run_succeeds() {
+    let sb = Sandbox::new();
+    // A quarantining load, then a check that fails when quantities reach 10.
+    let pipeline = |max: i64| {
+        format!(
+            "name: q
+steps:
+  - id: items
+    type: load
+    path: ${{input_dir}}/items.csv
+    on_bad_rows: quarantine
+    schema: {{invoice_id: int64, item: string, quantity: int64}}
+  - id: checked
+    type: check
+    inputs: [items]
+    checks:
+      - {{expression: \"quantity < {max}\"}}
+  - id: write
+    type: write
+    input: checked
+    path: ${{output_dir}}/items.csv
+"
+        )
+    };
+    sb.write_pipeline(&pipeline(10));
+    sb.write_data("items.csv", format!("{CHECK_GOOD}5,Nut,four\n").as_bytes());
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_has(
+        "first run",
+        "stdout",
+        &r.stdout,
+        &["wrote ", "quarantine/items.csv"],
+    );
+    let before = sb.outputs();
+    let first = String::from_utf8_lossy(&before["quarantine/items.csv"]).into_owned();
+    assert!(first.contains("6,quantity,four"), "{first}");
+    // Other bad rows, and a row that fails the check: the run stops after the load ran.
+    sb.write_data(
+        "items.csv",
+        format!("{CHECK_GOOD}6,Pin,five\n7,Cog,12\n").as_bytes(),
+    );
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_has(
+        "failing check",
+        "stderr",
+        &r.stderr,
+        &["check `(quantity < 10)` failed", "no output was changed"],
+    );
+    assert_eq!(
+        sb.outputs(),
+        before,
+        "the quarantine file of the failed run was committed"
+    );
+    assert!(sb.temp_files().is_empty(), "temporary files left");
+    // The next good run replaces it.
+    sb.write_pipeline(&pipeline(100));
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let q = String::from_utf8_lossy(&sb.outputs()["quarantine/items.csv"]).into_owned();
+    assert!(q.contains("6,quantity,five") && !q.contains("four"), "{q}");
+}
+
+#[test]
+fn row_count_on_an_empty_extract_names_the_file() {
+    // The load is read through pass-through steps; a filter that removes every row of a
+    // file that has rows must not be blamed on the file.
+    let pipeline = |filter: &str| {
+        format!(
+            "name: rc
+steps:
+  - id: items
+    type: load
+    path: ${{input_dir}}/items.csv
+    schema: {{invoice_id: int64, item: string, quantity: int64}}
+  - id: kept
+    type: filter
+    input: items
+    where: {filter}
+  - id: trimmed
+    type: select
+    input: kept
+    columns: [invoice_id, quantity]
+  - id: totals
+    type: aggregate
+    input: trimmed
+    group_by: invoice_id
+    aggregations:
+      quantity: {{sum: quantity}}
+    checks:
+      - {{row_count: {{min: 1}}}}
+  - id: write
+    type: write
+    input: totals
+    path: ${{output_dir}}/totals.csv
+"
+        )
+    };
+    for (case, data, filter, expect, not) in [
+        (
+            "header only",
+            "invoice_id,item,quantity\r\n\r\n",
+            "quantity > 0",
+            "has no data rows (only a header line)",
+            "",
+        ),
+        (
+            "0 bytes",
+            "",
+            "quantity > 0",
+            "has no data rows (the file is empty, 0 bytes)",
+            "",
+        ),
+        (
+            "rows, all filtered out",
+            CHECK_GOOD,
+            "quantity > 100",
+            "`totals` has 0 rows; expected at least 1",
+            "no data rows",
+        ),
+    ] {
+        let sb = Sandbox::new();
+        sb.write_pipeline(&pipeline(filter));
+        sb.write_data("items.csv", data.as_bytes());
+        let r = sb.run(&[]);
+        assert_eq!(r.code, 1, "{case}: {}", r.all());
+        let file = format!(
+            "the source file `{}` {expect}",
+            sb.data("items.csv").display()
+        );
+        let expected = if not.is_empty() {
+            file.as_str()
+        } else {
+            expect
+        };
+        assert_has(
+            case,
+            "stderr",
+            &r.stderr,
+            &[
+                "error: step `totals.checks` failed: step `totals`: check `row_count` failed: `totals` has 0 rows; expected at least 1",
+                expected,
+            ],
+        );
+        if !not.is_empty() {
+            assert!(!r.stderr.contains(not), "{case}: {}", r.stderr);
+        }
+        assert!(sb.outputs().is_empty(), "{case}: nothing is written");
+    }
+}
+
+// --- `checks:` on any step ------------------------------------------------------------------
+
+fn checks_pipeline(load_checks: &str, totals_checks: &str, write_checks: &str) -> String {
+    format!(
+        "name: sections
+steps:
+  - id: items
+    type: load
+    path: ${{input_dir}}/items.csv
+    schema: {{invoice_id: int64, item: string, quantity: int64}}
+{load_checks}  - id: skus
+    type: load
+    path: ${{input_dir}}/skus.csv
+    schema: {{item: string, price: float64}}
+  - id: totals
+    type: aggregate
+    input: items
+    group_by: item
+    aggregations:
+      quantity: {{sum: quantity}}
+{totals_checks}  - id: ordered
+    type: sort
+    input: totals
+    by: item
+  - id: write
+    type: write
+    input: ordered
+    path: ${{output_dir}}/totals.csv
+{write_checks}"
+    )
+}
+
+const SECTION_TOTALS: &str = "item,quantity\nBolt,2\nGadget,3\nNut,1\nWidget,4\n";
+
+#[test]
+fn checks_sections_on_any_step_pass_stop_or_warn() {
+    let load_checks = "    checks:
+      - {not_null: [invoice_id]}
+      - {unique: invoice_id}
+      - {relationships: {column: item, to: skus}}
+";
+    let totals_checks = "    checks:
+      - {expression: \"quantity > 0\", name: positive}
+";
+    let write_checks = "    checks:
+      - {row_count: {min: 1, max: 10}}
+      - {accepted_values: {column: item, values: [Bolt, Gadget, Nut, Widget]}}
+";
+    let sb = Sandbox::new();
+    sb.write_pipeline(&checks_pipeline(load_checks, totals_checks, write_checks));
+    sb.write_data("items.csv", CHECK_GOOD.as_bytes());
+    sb.write_data("skus.csv", SKUS.as_bytes());
+    // 1. Passing: every section runs as an implicit `<step>.checks` step.
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        String::from_utf8_lossy(&sb.outputs()["totals.csv"]),
+        SECTION_TOTALS
+    );
+    for step in ["items.checks", "totals.checks", "write.checks"] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(step)
+                    && l.split_whitespace().nth(2) == Some("ran")),
+            "`{step}` ran:\n{}",
+            r.stdout
+        );
+    }
+    let before = sb.outputs();
+
+    // 2. A failing `error` check on the load stops the run before anything is written.
+    sb.write_data("items.csv", format!("{CHECK_GOOD}4,Pin,1\n").as_bytes());
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_has(
+        "load section",
+        "stderr",
+        &r.stderr,
+        &[
+            "error: step `items.checks` failed: step `items`: 2 checks failed:",
+            "- `unique(invoice_id)`: 2 rows whose `invoice_id` is not unique",
+            "- `relationships(item -> skus.item)`: 1 row whose `item` is not in `skus.item`; first: (item=Pin",
+            "help: fix the data",
+            "no output was changed",
+        ],
+    );
+    assert_eq!(sb.outputs(), before, "a failed check changed the outputs");
+
+    // 3. On a write step the check runs on what it would write, before writing it.
+    sb.write_data("items.csv", format!("{CHECK_GOOD}5,Cog,1\n").as_bytes());
+    sb.write_data("skus.csv", format!("{SKUS}Cog,1.0\n").as_bytes());
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_has(
+        "write section",
+        "stderr",
+        &r.stderr,
+        &["error: step `write.checks` failed: step `write`: check `accepted_values(item)` failed: 1 row whose `item` is not one of [Bolt, Gadget, Nut, Widget]; first: (item=Cog, quantity=1)"],
+    );
+    assert_eq!(sb.outputs(), before, "the write wrote despite its check");
+
+    // 4. A `warn` check is reported and the run goes on.
+    sb.write_pipeline(&checks_pipeline(
+        load_checks,
+        "    checks:\n      - {expression: \"quantity > 3\", name: big, severity: warn}\n",
+        "",
+    ));
+    sb.write_data("items.csv", CHECK_GOOD.as_bytes());
+    sb.write_data("skus.csv", SKUS.as_bytes());
+    let r = sb.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_has(
+        "warn section",
+        "stdout",
+        &r.stdout,
+        &["warning: step `totals.checks`: check `big` failed: 3 rows where `(quantity > 3)` is false; first: (quantity="],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sb.outputs()["totals.csv"]),
+        SECTION_TOTALS
+    );
+    assert!(sb.temp_files().is_empty(), "temporary files left");
+}
+
+#[test]
+fn checks_sections_are_checked_before_anything_runs() {
+    let sb = Sandbox::new();
+    sb.write_data("items.csv", CHECK_GOOD.as_bytes());
+    sb.write_data("skus.csv", SKUS.as_bytes());
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "    checks:\n      - {not_null: [invoce_id]}\n",
+            "",
+            "",
+            &[
+                "error: column `invoce_id` not found in the output of step `items`",
+                "p.yaml:8:21",
+                "did you mean `invoice_id`?",
+                "valid columns are `invoice_id`, `item`, `quantity`",
+            ],
+        ),
+        (
+            "",
+            "    checks:\n      - {unique: [itme]}\n",
+            "",
+            &[
+                "column `itme` not found in the output of step `totals`",
+                "did you mean `item`?",
+            ],
+        ),
+        (
+            "",
+            "",
+            "    checks:\n      - {accepted_values: {column: quantty, values: [1]}}\n",
+            &[
+                "column `quantty` not found in the input of step `write`",
+                "did you mean `quantity`?",
+            ],
+        ),
+        (
+            "    checks:\n      - {relationships: {column: item, to: skuz}}\n",
+            "",
+            "",
+            &[
+                "`to: skuz` in the `checks` of step `items` is not a step",
+                "did you mean `skus`?",
+            ],
+        ),
+        (
+            "    checks:\n      - {uniqe: invoice_id}\n",
+            "",
+            "",
+            &[
+                "unknown key `uniqe` in check 1 in the `checks` of step `items`",
+                "did you mean `unique`?",
+            ],
+        ),
+        (
+            "    check:\n      - {unique: invoice_id}\n",
+            "",
+            "",
+            &[
+                "unknown key `check` in step `items`",
+                "did you mean `checks`?",
+            ],
+        ),
+    ];
+    for (load, totals, write, expect) in cases {
+        let case = format!("{load}{totals}{write}");
+        sb.write_pipeline(&checks_pipeline(load, totals, write));
+        let r = sb.run(&[]);
+        assert_eq!(r.code, 2, "{case}: {}", r.all());
+        assert_has(&case, "stderr", &r.stderr, expect);
+        assert!(r.stderr.contains("nothing was run"), "{case}: {}", r.stderr);
+        assert!(sb.outputs().is_empty(), "{case}: something was written");
+    }
 }
