@@ -519,7 +519,8 @@ fn a_deleted_state_folder_is_a_fresh_start() {
 
 #[test]
 fn a_damaged_state_database_is_named_and_state_reset_recovers() {
-    let damages: [(&str, fn(&Path)); 2] = [
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 2] = [
         ("garbage", |p| {
             std::fs::write(p, b"this is not a database").unwrap()
         }),

@@ -20,6 +20,11 @@
 //! SQL constraints): `unique` ignores rows with a NULL key, `accepted_values` and
 //! `relationships` accept NULL, and an `expression` that is NULL is not false.
 //!
+//! The same list can be written as `checks:` on any other step: the compiler turns it into an
+//! implicit check step `<id>.checks` (see `expand_checks` in orch-engine's compile.rs), decoded
+//! by [`decode_section`], so the checks, their messages and their compile-time checks are
+//! these.
+//!
 //! `relationships` needs a second table. [`Step::validate`] sees only the checked result, so
 //! [`Step::to_polars`] keeps the plans of the other inputs for `validate` to read (the engine
 //! calls both, in that order, for every run of the step).
@@ -39,7 +44,7 @@ use std::sync::Mutex;
 
 pub const TYPE: StepType = StepType {
     name: "check",
-    summary: "Data checks (not_null, unique, accepted_values, row_count, expression, relationships); the input passes through unchanged. A failing `error` check stops the run before anything is written; a `warn` check is reported.",
+    summary: "Data checks (not_null, unique, accepted_values, row_count, expression, relationships); the input passes through unchanged. A failing `error` check stops the run before anything is written; a `warn` check is reported. The same list as `checks:` on any other step checks that step's output.",
     arity: Arity::AtLeast(1),
     example: "- id: invoices_checked\n  type: check\n  inputs: [invoices, accounts]\n  checks:\n    - {not_null: [invoice_id, account_id]}\n    - {unique: invoice_id}\n    - {row_count: {min: 1}}\n    - {expression: \"account_id > 0\", name: positive_account, severity: warn}\n    - {relationships: {column: account_id, to: accounts, field: account_id}}\n",
     decode,
