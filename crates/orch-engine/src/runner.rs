@@ -265,13 +265,15 @@ fn damaged_part(rec: &StepRecord) -> Option<String> {
 fn part_records(a: &AppendRead, prev: Option<&StepRecord>) -> Result<Vec<FileRecord>, RunError> {
     let mut out = Vec::new();
     for part in &a.watermark.parts {
-        if let Some(f) = prev.and_then(|r| r.stored.iter().find(|f| &f.path == part)) {
-            out.push(f.clone());
-            continue;
-        }
         let on_disk = match &a.staged {
             Some(st) if st.target() == Path::new(part) => st.temp_path().to_path_buf(),
-            _ => PathBuf::from(part),
+            _ => match prev.and_then(|r| r.stored.iter().find(|f| &f.path == part)) {
+                Some(f) => {
+                    out.push(f.clone());
+                    continue;
+                }
+                None => PathBuf::from(part),
+            },
         };
         let size = std::fs::metadata(&on_disk)
             .map_err(|e| RunError::io(on_disk.display(), e))?
