@@ -122,15 +122,20 @@ pub enum Event {
 
 pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
-#[derive(Clone)]
 pub struct RunOptions {
     pub max_parallel: usize,
     pub observer: Option<Observer>,
     /// Reuse of previous results; `None` recomputes everything and records nothing.
     pub cache: Option<CacheCtx>,
-    /// Steps whose result is already stored as Parquet files (incremental sources).
-    pub preloaded: HashMap<usize, Vec<PathBuf>>,
+    /// Incremental sources, already read by the runner: stored parts plus new rows.
+    pub preloaded: HashMap<usize, Preloaded>,
+    /// Work that must succeed before any output is published (the runner's source parts,
+    /// written beside the units).
+    pub before_commit: Option<Gate>,
 }
+
+/// See [`RunOptions::before_commit`].
+pub type Gate = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RunError>> + Send>>;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -139,8 +144,16 @@ impl Default for RunOptions {
             observer: None,
             cache: None,
             preloaded: HashMap::new(),
+            before_commit: None,
         }
     }
+}
+
+/// An incremental source's rows: committed Parquet parts, then the rows new in this run.
+#[derive(Clone, Default)]
+pub struct Preloaded {
+    pub parts: Vec<PathBuf>,
+    pub new: Option<DataFrame>,
 }
 
 /// One schedulable piece of work.
@@ -155,7 +168,7 @@ struct Unit {
 enum Ready {
     Frame(DataFrame),
     Parquet(PathBuf),
-    Parts(Vec<PathBuf>),
+    Source(Preloaded),
 }
 
 impl Ready {
@@ -163,14 +176,27 @@ impl Ready {
         match self {
             Ready::Frame(df) => Ok(df.clone().lazy()),
             Ready::Parquet(p) => scan_parquet_files(std::slice::from_ref(p)),
-            Ready::Parts(ps) => scan_parquet_files(ps),
+            Ready::Source(p) => {
+                let mut lfs = Vec::new();
+                if !p.parts.is_empty() {
+                    lfs.push(scan_parquet_files(&p.parts)?);
+                }
+                if let Some(df) = &p.new {
+                    lfs.push(df.clone().lazy());
+                }
+                concat_lazy(lfs)
+            }
         }
     }
 
     fn frame(&self) -> Result<DataFrame, RunError> {
         match self {
             Ready::Frame(df) => Ok(df.clone()),
-            Ready::Parquet(_) | Ready::Parts(_) => self
+            Ready::Source(Preloaded {
+                parts,
+                new: Some(df),
+            }) if parts.is_empty() => Ok(df.clone()),
+            Ready::Parquet(_) | Ready::Source(_) => self
                 .lazy()?
                 .collect()
                 .map_err(|e| RunError::engine("reading a cached result", e)),
@@ -188,6 +214,11 @@ fn scan_parquet_files(paths: &[PathBuf]) -> Result<LazyFrame, RunError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    concat_lazy(lfs)
+}
+
+/// Stacks plans with the same columns, keeping their order.
+fn concat_lazy(lfs: Vec<LazyFrame>) -> Result<LazyFrame, RunError> {
     match lfs.len() {
         1 => Ok(lfs.into_iter().next().unwrap_or_default()),
         _ => polars::prelude::concat(
@@ -291,7 +322,7 @@ fn staged_record(st: &Staged) -> Result<FileRecord, RunError> {
 }
 
 /// Runs the plan to completion, committing outputs only if every unit succeeded.
-pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, RunFailure> {
+pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport, RunFailure> {
     let started = Instant::now();
     let materialized = plan.materialized();
     let reuse = reuse(&plan, opts.cache.as_ref());
@@ -300,8 +331,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         .iter()
         .map(|(&i, p)| (i, Ready::Parquet(p.clone())))
         .collect();
-    for (i, parts) in &opts.preloaded {
-        ready.insert(*i, Ready::Parts(parts.clone()));
+    for (i, p) in &opts.preloaded {
+        ready.insert(*i, Ready::Source(p.clone()));
     }
     let units = needed_units(&plan, &materialized, &reuse, &ready);
     let notify = |e: Event| {
@@ -440,6 +471,14 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         outputs: Vec::new(),
         records: Vec::new(),
     };
+    let mut failure = failure.map(|(i, e)| (plan.steps.get(i).map(|s| s.id.clone()), e));
+    if failure.is_none() {
+        if let Some(gate) = opts.before_commit.take() {
+            if let Err(e) = gate.await {
+                failure = Some((Some("source parts".to_string()), e));
+            }
+        }
+    }
     if let Some((step, error)) = failure {
         // Dropping the staged files deletes them: previous outputs stay as they were.
         drop(staged);
@@ -448,12 +487,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions) -> Result<RunReport, Run
         }
         report.steps = reports;
         report.elapsed = started.elapsed();
-        let step_id = plan
-            .steps
-            .get(step)
-            .map_or_else(|| "?".to_string(), |s| s.id.clone());
         return Err(RunFailure {
-            step: step_id,
+            step: step.unwrap_or_else(|| "?".to_string()),
             error,
             report,
         });

@@ -5,15 +5,21 @@
 //! that prefix. A rerun hashes the prefix again: unchanged, it parses only the appended
 //! bytes (header + tail, through the load step's own reader) into one new part; changed (a
 //! row edited or removed, the file rewritten), it reads the whole file again and says why.
-//! The step's result is the scan of all parts, so downstream steps read columnar data instead
-//! of re-parsing CSV. New parts are staged; they and the advanced watermark are committed only
-//! after the run's outputs are durable.
+//! The step's result is the scan of the old parts plus the new rows (kept in memory), so
+//! downstream steps read columnar data instead of re-parsing CSV. The new part is written
+//! beside the run (off its critical path), staged, and committed with the advanced
+//! watermark only after the run's outputs are durable.
+//!
+//! Parts are shared: they live under `sources/<key>/`, where the key names the file and the
+//! load's options, so two pipelines of one state folder reading the same file with the same
+//! options (the bundled pair) parse it once. Parts are immutable and named by byte range
+//! and content, so sharing them needs no coordination beyond the state folder's lock.
 
 use crate::plan::Plan;
 use orch_state::StepRecord;
 use orch_steps::storage::{stage, Staged};
 use orch_steps::RunError;
-use polars::prelude::ParquetWriter;
+use polars::prelude::{DataFrame, ParquetCompression, ParquetWriter};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -30,15 +36,22 @@ pub struct Watermark {
     /// The parts, oldest first.
     pub parts: Vec<String>,
     pub rows: u64,
+    /// The shared-parts key (file + load options); empty in watermarks from older versions.
+    #[serde(default)]
+    pub key: String,
 }
 
 /// What an append source contributes to a run.
 pub struct AppendRead {
     pub step: usize,
-    /// Parts to scan: committed ones, then the new one under its temporary name.
-    pub scan: Vec<PathBuf>,
-    /// The new part, committed with the outputs.
-    pub staged: Option<Staged>,
+    /// Committed parts the result starts with (empty on a full read).
+    pub old_parts: Vec<PathBuf>,
+    /// The rows parsed this run (`None`: nothing new).
+    pub new_frame: Option<DataFrame>,
+    /// Where the new rows are kept once the run commits ([`stage_part`] writes them).
+    pub new_part: Option<PathBuf>,
+    /// The old parts were extended (`false`: read from scratch, see `note`).
+    pub incremental: bool,
     pub watermark: Watermark,
     /// "read 120 new rows (append)", "full read: the file's beginning changed".
     pub note: String,
@@ -59,28 +72,43 @@ fn hash_prefix(path: &Path, n: u64) -> Result<String, RunError> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// One pass over the file: the hash of its first `mid` bytes (if asked) and of all of it.
-/// Replaces three separate reads (prefix check, new watermark, fingerprint).
-fn hash_once(path: &Path, mid: Option<u64>) -> Result<(Option<String>, String), RunError> {
+/// One pass over the file: the hash of each prefix asked for (by length) and of all of it.
+/// Replaces separate reads (prefix checks, new watermark, fingerprint).
+fn hash_once(path: &Path, mids: &[u64]) -> Result<(Vec<Option<String>>, String), RunError> {
     let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
     // SAFETY: read-only map of an input file; a concurrent writer could only change what we
     // hash, which the next run detects through the prefix hash.
     let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| RunError::io(path.display(), e))?;
     let bytes: &[u8] = &map;
+    let mut order: Vec<usize> = (0..mids.len()).collect();
+    order.sort_by_key(|&i| mids[i]);
+    let mut prefixes = vec![None; mids.len()];
     let mut h = blake3::Hasher::new();
-    let prefix = match mid {
-        Some(m) if (m as usize) <= bytes.len() => {
-            h.update_rayon(&bytes[..m as usize]);
-            let p = h.finalize().to_hex().to_string();
-            h.update_rayon(&bytes[m as usize..]);
-            Some(p)
+    let mut done = 0usize;
+    for i in order {
+        let m = mids[i] as usize;
+        if m > bytes.len() {
+            continue;
         }
-        _ => {
-            h.update_rayon(bytes);
-            None
-        }
-    };
-    Ok((prefix, h.finalize().to_hex().to_string()))
+        // A finalised hasher can go on: each prefix costs only the bytes since the last.
+        h.update_rayon(&bytes[done..m]);
+        done = m;
+        prefixes[i] = Some(h.finalize().to_hex().to_string());
+    }
+    h.update_rayon(&bytes[done..]);
+    Ok((prefixes, h.finalize().to_hex().to_string()))
+}
+
+/// The shared-parts key of append source `i`: its file (canonical path) and its options.
+pub fn source_key(plan: &Plan, i: usize) -> Option<String> {
+    let s = &plan.steps[i];
+    let file = s.step.append_path()?;
+    let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| PathBuf::from(&file));
+    let mut h = blake3::Hasher::new();
+    h.update(canonical.to_string_lossy().as_bytes());
+    h.update(&[0]);
+    h.update(s.step.fingerprint().as_bytes());
+    Some(h.finalize().to_hex().chars().take(20).collect())
 }
 
 fn read_range(path: &Path, from: u64) -> Result<Vec<u8>, RunError> {
@@ -124,11 +152,14 @@ fn invalid_reason(
     Ok(None)
 }
 
-/// Reads what is new in append source `i` and stages it as a Parquet part.
+/// Reads what is new in append source `i`. `shared` are the watermarks other pipelines of
+/// this state folder keep for the same file and options: their parts are reused when this
+/// pipeline has none of its own that fit.
 pub fn read_append(
     plan: &Plan,
     i: usize,
     prev: Option<&StepRecord>,
+    shared: &[Watermark],
     full_refresh: bool,
     state_dir: &Path,
 ) -> Result<AppendRead, RunError> {
@@ -146,19 +177,50 @@ pub fn read_append(
             )
         })?
         .len();
-    let prev_wm: Option<Watermark> = if full_refresh {
+    let key = source_key(plan, i).unwrap_or_default();
+    let own: Option<Watermark> = if full_refresh {
         None
     } else {
         prev.and_then(|r| r.watermark.clone())
             .and_then(|w| serde_json::from_value(w).ok())
     };
-    let (prefix_hash, content_hash) = hash_once(path, prev_wm.as_ref().map(|w| w.bytes))?;
-    let reason = if full_refresh {
+    // Candidates: this pipeline's own watermark first, then the other pipelines' for the
+    // same file and options (longest first), all checked against one hash pass.
+    let mut candidates: Vec<Watermark> = own.clone().into_iter().collect();
+    if !full_refresh {
+        let mut others: Vec<Watermark> = shared
+            .iter()
+            .filter(|w| !key.is_empty() && w.key == key && w.bytes <= size)
+            .cloned()
+            .collect();
+        others.sort_by_key(|w| std::cmp::Reverse(w.bytes));
+        candidates.extend(others.into_iter().take(3));
+    }
+    let mids: Vec<u64> = candidates.iter().map(|w| w.bytes).collect();
+    let (prefixes, content_hash) = hash_once(path, &mids)?;
+    let mut reason = if full_refresh {
         Some("--full-refresh".to_string())
     } else {
-        invalid_reason(prev_wm.as_ref(), path, size, prefix_hash.as_deref())?
+        invalid_reason(
+            own.as_ref(),
+            path,
+            size,
+            prefixes.first().cloned().flatten().as_deref(),
+        )?
     };
-    let dir = state_dir.join("sources").join(&plan.name).join(&s.id);
+    let mut prev_wm = own;
+    if reason.is_some() && !full_refresh {
+        let skip = usize::from(prev_wm.is_some());
+        for (w, p) in candidates.iter().zip(&prefixes).skip(skip) {
+            if invalid_reason(Some(w), path, size, p.as_deref())?.is_none() {
+                tracing::debug!(step = %s.id, bytes = w.bytes, "reusing parts read by another pipeline");
+                prev_wm = Some(w.clone());
+                reason = None;
+                break;
+            }
+        }
+    }
+    let dir = state_dir.join("sources").join(&key);
     let (start, mut parts, mut rows) = match (&reason, &prev_wm) {
         (None, Some(w)) => (w.bytes, w.parts.clone(), w.rows),
         _ => (0, Vec::new(), 0),
@@ -180,8 +242,9 @@ pub fn read_append(
     let tail = &tail[..];
     let end = start + tail.len() as u64;
     let ends_with_newline = tail.last().is_none_or(|&b| b == b'\n');
-    let mut scan: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
-    let mut staged = None;
+    let old_parts: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
+    let mut new_frame = None;
+    let mut new_part = None;
     let mut new_rows = 0;
     let has_data = if start == 0 {
         // More than a header line.
@@ -209,6 +272,7 @@ pub fn read_append(
             std::fs::write(&tmp, content).map_err(|e| RunError::io(tmp.display(), e))?;
             tmp
         };
+        let t0 = std::time::Instant::now();
         let result = s
             .step
             .read_other(&chunk_file.display().to_string())
@@ -220,19 +284,14 @@ pub fn read_append(
         if chunk_file != path {
             let _ = std::fs::remove_file(&chunk_file);
         }
-        let mut df = result?;
+        let df = result?;
+        tracing::debug!(step = %s.id, ms = t0.elapsed().as_millis() as u64, "parsed new rows");
         new_rows = df.height() as u64;
         let short: String = blake3::hash(tail).to_hex().chars().take(12).collect();
         let part = dir.join(format!("part-{start:012}-{end:012}-{short}.parquet"));
-        let st = stage(&part, |f| {
-            ParquetWriter::new(f)
-                .finish(&mut df)
-                .map(|_| ())
-                .map_err(|e| RunError::engine("writing a source part", e))
-        })?;
-        scan.push(st.temp_path().to_path_buf());
         parts.push(part.display().to_string());
-        staged = Some(st);
+        new_part = Some(part);
+        new_frame = Some(df);
         rows += new_rows;
     }
     let note = match &reason {
@@ -250,11 +309,14 @@ pub fn read_append(
         },
         parts,
         rows,
+        key,
     };
     Ok(AppendRead {
         step: i,
-        scan,
-        staged,
+        old_parts,
+        new_frame,
+        new_part,
+        incremental: reason.is_none(),
         watermark,
         note,
         new_rows,
@@ -279,4 +341,27 @@ fn read_header(path: &Path) -> Result<Vec<u8>, RunError> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Writes the new rows of an append read as a staged Parquet part (committed with the
+/// outputs). LZ4: parts are read back often and written once per run, on the run's clock.
+pub fn stage_part(
+    new_frame: Option<&DataFrame>,
+    new_part: Option<&Path>,
+) -> Result<Option<Staged>, RunError> {
+    let (Some(df), Some(part)) = (new_frame, new_part) else {
+        return Ok(None);
+    };
+    if let Some(dir) = part.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| RunError::io(dir.display(), e))?;
+    }
+    let mut df = df.clone();
+    stage(part, |f| {
+        ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(|e| RunError::engine("writing a source part", e))
+    })
+    .map(Some)
 }

@@ -3,9 +3,10 @@
 //! only after the outputs they describe have been renamed into place and synced, so a run
 //! killed at any moment leaves the previous good state in force.
 
+use crate::exec::Preloaded;
 use crate::exec::{execute, CacheCtx, RunFailure, RunOptions, RunReport, StepStatus};
 use crate::fingerprint;
-use crate::incremental::{read_append, AppendRead};
+use crate::incremental::{read_append, stage_part, AppendRead};
 use crate::plan::Plan;
 use orch_state::{FileRecord, RunRecord, StateError, StateLock, StepRecord, StepRun, Store};
 use orch_steps::storage::Staged;
@@ -60,50 +61,78 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             .into_iter()
             .collect()
     };
-    // Incremental sources: read only what was appended since the last run.
-    let appends = {
+    // Parts other pipelines of this state folder keep (shared by file and load options).
+    let shared: Arc<Vec<StepRecord>> = Arc::new(if cfg.full_refresh {
+        Vec::new()
+    } else {
+        store
+            .all_steps()
+            .map_err(|e| state_failure(&plan, e))?
+            .into_iter()
+            .filter(|r| r.watermark.is_some())
+            .collect()
+    });
+    // Incremental sources, side by side: read only what was appended since the last run.
+    let mut reads = tokio::task::JoinSet::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if s.step.append_path().is_none() {
+            continue;
+        }
         let p = Arc::clone(&plan);
-        let prev = previous.clone();
+        let prev = previous.get(&s.id).cloned();
+        let shared = Arc::clone(&shared);
         let (full, dir) = (cfg.full_refresh, cfg.state_dir.clone());
-        type Read = (AppendRead, Vec<FileRecord>);
-        tokio::task::spawn_blocking(move || -> Result<Vec<Read>, (String, RunError)> {
-            let mut out = Vec::new();
-            for (i, s) in p.steps.iter().enumerate() {
-                if s.step.append_path().is_some() {
-                    // Stored parts that were damaged since they were written: read it all again.
-                    let damaged = prev.get(&s.id).and_then(damaged_part);
-                    let prev_rec = prev.get(&s.id).filter(|_| damaged.is_none());
-                    let mut r = read_append(&p, i, prev_rec, full, &dir)
-                        .map_err(|e| (s.id.clone(), e))?;
-                    if let Some(why) = damaged {
-                        tracing::warn!(step = %s.id, "a stored part is damaged ({why}): reading the whole file again");
-                        r.note = format!(
-                            "full read (a stored part is damaged: {why}): {} rows",
-                            r.new_rows
-                        );
-                    }
-                    tracing::info!(step = %s.id, "{}", r.note);
-                    let stored = part_records(&r, prev_rec).map_err(|e| (s.id.clone(), e))?;
-                    out.push((r, stored));
-                }
+        reads.spawn_blocking(move || read_source(&p, i, prev, &shared, full, &dir));
+    }
+    let mut appends: Vec<AppendRead> = Vec::new();
+    while let Some(joined) = reads.join_next().await {
+        match joined.map_err(|e| ("append".to_string(), RunError::internal(e))) {
+            Ok(Ok(r)) => appends.push(r),
+            Ok(Err(e)) | Err(e) => {
+                return Err(RunFailure {
+                    step: e.0,
+                    error: e.1,
+                    report: empty_report(&plan),
+                })
             }
-            Ok(out)
+        }
+    }
+    appends.sort_by_key(|a| a.step);
+    // New parts are written beside the run (they are needed only by the next run) and
+    // committed with the outputs; the run itself reads the new rows from memory.
+    type Parts = HashMap<usize, (Option<Staged>, Vec<FileRecord>)>;
+    let written: Arc<std::sync::Mutex<Parts>> = Arc::default();
+    let part_writes = {
+        let jobs: Vec<(usize, PartJob)> = appends
+            .iter()
+            .map(|a| {
+                (
+                    a.step,
+                    PartJob::of(a, previous.get(&plan.steps[a.step].id), &shared),
+                )
+            })
+            .collect();
+        let task = tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|(i, job)| job.run().map(|r| (i, r)))
+                .collect::<Result<Parts, _>>()
+        });
+        let written = Arc::clone(&written);
+        // The run publishes its outputs only once the parts are durable too.
+        Box::pin(async move {
+            let parts = task.await.map_err(RunError::internal)??;
+            *written
+                .lock()
+                .map_err(|_| RunError::internal("part list poisoned"))? = parts;
+            Ok(())
         })
-        .await
-        .map_err(|e| ("append".to_string(), RunError::internal(e)))
-        .and_then(|r| r)
-        .map_err(|(step, error)| RunFailure {
-            step,
-            error,
-            report: empty_report(&plan),
-        })?
     };
     let fingerprints = {
         let p = Arc::clone(&plan);
         // Append sources were just hashed in full: reuse those hashes.
         let known: HashMap<String, String> = appends
             .iter()
-            .filter_map(|(a, _)| {
+            .filter_map(|a| {
                 let path = plan.steps[a.step].step.append_path()?;
                 Some((path, a.content_hash.clone()))
             })
@@ -120,11 +149,17 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             })?
     };
     let mut options = cfg.options;
-    for (a, _) in &appends {
+    for a in &appends {
         // No rows yet (an empty extract): the load reads the file itself, giving an empty
         // table with the declared columns.
-        if !a.scan.is_empty() {
-            options.preloaded.insert(a.step, a.scan.clone());
+        if !a.old_parts.is_empty() || a.new_frame.is_some() {
+            options.preloaded.insert(
+                a.step,
+                Preloaded {
+                    parts: a.old_parts.clone(),
+                    new: a.new_frame.clone(),
+                },
+            );
         }
     }
     options.cache = Some(CacheCtx {
@@ -138,7 +173,9 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         .as_ref()
         .map(|c| c.fingerprints.clone())
         .unwrap_or_default();
+    options.before_commit = Some(part_writes);
     let mut result = execute(Arc::clone(&plan), options).await;
+    let mut parts = std::mem::take(&mut *written.lock().unwrap_or_else(|e| e.into_inner()));
     // Files steps staged outside the units (quarantine files of incremental reads): committed
     // with the outputs, or dropped (deleted) with a failed run.
     let leftover: Vec<Staged> = plan
@@ -160,9 +197,10 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                 }
             }
         }
-        for (a, stored) in appends {
+        for a in appends {
             let s = &plan.steps[a.step];
-            if let Some(st) = a.staged {
+            let (staged, stored) = parts.remove(&a.step).unwrap_or_default();
+            if let Some(st) = staged {
                 if let Err(error) = st.commit() {
                     return Err(RunFailure {
                         step: s.id.clone(),
@@ -232,6 +270,102 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     result
 }
 
+/// Reads append source `i` (see [`read_append`]), first checking that its stored parts
+/// (and the other pipelines' parts it may reuse) are intact.
+fn read_source(
+    p: &Plan,
+    i: usize,
+    prev: Option<StepRecord>,
+    shared: &[StepRecord],
+    full: bool,
+    dir: &Path,
+) -> Result<AppendRead, (String, RunError)> {
+    let s = &p.steps[i];
+    // Stored parts that were damaged since they were written: read it all again.
+    let damaged = prev.as_ref().and_then(damaged_part);
+    let prev_rec = prev.as_ref().filter(|_| damaged.is_none());
+    let key = crate::incremental::source_key(p, i).unwrap_or_default();
+    let mut shared_wms = Vec::new();
+    if prev_rec.is_none() {
+        for r in shared {
+            let Some(w) = r
+                .watermark
+                .clone()
+                .and_then(|w| serde_json::from_value::<crate::incremental::Watermark>(w).ok())
+            else {
+                continue;
+            };
+            if !key.is_empty() && w.key == key && damaged_part(r).is_none() {
+                shared_wms.push(w);
+            }
+        }
+    }
+    let mut r =
+        read_append(p, i, prev_rec, &shared_wms, full, dir).map_err(|e| (s.id.clone(), e))?;
+    if let Some(why) = damaged {
+        tracing::warn!(step = %s.id, "a stored part is damaged ({why}): reading the whole file again");
+        r.note = format!(
+            "full read (a stored part is damaged: {why}): {} rows",
+            r.new_rows
+        );
+    }
+    tracing::info!(step = %s.id, "{}", r.note);
+    Ok(r)
+}
+
+/// Writing an append source's new part, and the size and hash of every part it now scans.
+struct PartJob {
+    new_frame: Option<polars::prelude::DataFrame>,
+    new_part: Option<PathBuf>,
+    parts: Vec<String>,
+    /// What earlier runs recorded about parts already written.
+    known: Vec<FileRecord>,
+}
+
+impl PartJob {
+    fn of(a: &AppendRead, prev: Option<&StepRecord>, shared: &[StepRecord]) -> PartJob {
+        let known = prev
+            .into_iter()
+            .chain(shared)
+            .flat_map(|r| r.stored.iter())
+            .filter(|f| a.watermark.parts.contains(&f.path))
+            .cloned()
+            .collect();
+        PartJob {
+            new_frame: a.new_frame.clone(),
+            new_part: a.new_part.clone(),
+            parts: a.watermark.parts.clone(),
+            known,
+        }
+    }
+
+    fn run(self) -> Result<(Option<Staged>, Vec<FileRecord>), RunError> {
+        let staged = stage_part(self.new_frame.as_ref(), self.new_part.as_deref())?;
+        let mut out = Vec::new();
+        for part in &self.parts {
+            let on_disk = match &staged {
+                Some(st) if st.target() == Path::new(part) => st.temp_path().to_path_buf(),
+                _ => match self.known.iter().find(|f| &f.path == part) {
+                    Some(f) => {
+                        out.push(f.clone());
+                        continue;
+                    }
+                    None => PathBuf::from(part),
+                },
+            };
+            let size = std::fs::metadata(&on_disk)
+                .map_err(|e| RunError::io(on_disk.display(), e))?
+                .len();
+            out.push(FileRecord {
+                path: part.clone(),
+                size,
+                hash: fingerprint::file_hash(&on_disk)?,
+            });
+        }
+        Ok((staged, out))
+    }
+}
+
 /// Why the stored parts of an append source cannot be trusted, if they cannot: a part whose
 /// size or content differs from what was recorded when it was written (a truncated or
 /// overwritten file). A missing part is left to [`read_append`], which says so itself.
@@ -259,54 +393,43 @@ fn damaged_part(rec: &StepRecord) -> Option<String> {
     None
 }
 
-/// Size and content hash of every part an append source now scans, for the next run to
-/// check: carried over for parts already checked, computed for the others (the new part
-/// still under its temporary name).
-fn part_records(a: &AppendRead, prev: Option<&StepRecord>) -> Result<Vec<FileRecord>, RunError> {
-    let mut out = Vec::new();
-    for part in &a.watermark.parts {
-        let on_disk = match &a.staged {
-            Some(st) if st.target() == Path::new(part) => st.temp_path().to_path_buf(),
-            _ => match prev.and_then(|r| r.stored.iter().find(|f| &f.path == part)) {
-                Some(f) => {
-                    out.push(f.clone());
-                    continue;
-                }
-                None => PathBuf::from(part),
-            },
-        };
-        let size = std::fs::metadata(&on_disk)
-            .map_err(|e| RunError::io(on_disk.display(), e))?
-            .len();
-        out.push(FileRecord {
-            path: part.clone(),
-            size,
-            hash: fingerprint::file_hash(&on_disk)?,
-        });
-    }
-    Ok(out)
-}
-
-/// Removes cached results that no step record points at. Returns (files removed, bytes).
+/// Removes cached results and source parts that no step record points at. Returns (files
+/// removed, bytes).
 pub fn prune_cache(state_dir: &Path) -> Result<(usize, u64), StateError> {
     let _lock = StateLock::acquire(state_dir)?;
     let store = Store::open(state_dir)?;
-    let keep: std::collections::HashSet<String> = store
-        .all_steps()?
-        .into_iter()
-        .filter_map(|r| r.cache_file)
-        .collect();
-    let dir = state_dir.join("cache");
+    let mut keep = std::collections::HashSet::new();
+    for r in store.all_steps()? {
+        keep.extend(r.cache_file);
+        keep.extend(r.stored.into_iter().map(|f| f.path));
+        if let Some(w) = r
+            .watermark
+            .and_then(|w| serde_json::from_value::<crate::incremental::Watermark>(w).ok())
+        {
+            keep.extend(w.parts);
+        }
+    }
     let (mut n, mut bytes) = (0, 0);
-    if let Ok(entries) = std::fs::read_dir(&dir) {
+    let mut dirs = vec![state_dir.join("cache")];
+    if let Ok(entries) = std::fs::read_dir(state_dir.join("sources")) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
-            if !keep.contains(&p.display().to_string()) {
+            if p.is_file() && !keep.contains(&p.display().to_string()) {
                 bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
                 if std::fs::remove_file(&p).is_ok() {
                     n += 1;
                 }
             }
+        }
+        // Empty folders of sources no pipeline reads any more.
+        if dir.starts_with(state_dir.join("sources")) {
+            let _ = std::fs::remove_dir(&dir);
         }
     }
     Ok((n, bytes))

@@ -356,7 +356,7 @@ fn a_full_disk_fails_clearly_names_the_file_and_cleans_up() {
         (
             "a new source part",
             ".orchestrator/sources/",
-            "/out/.orchestrator/sources/faults/items/part-",
+            "/out/.orchestrator/sources/",
         ),
     ] {
         let sb = sandbox();

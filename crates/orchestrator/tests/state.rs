@@ -300,3 +300,68 @@ fn status_history_reset_and_prune() {
         stdout(&o2)
     );
 }
+
+/// The bundled pair reads the same append sources with the same options: the second
+/// pipeline reuses the first one's parts (no second parse), and its outputs still equal a
+/// run on a state folder of its own. Parts no record points at are pruned.
+#[test]
+fn pipelines_of_one_state_folder_share_source_parts() {
+    let data = data_copy();
+    let out = tempfile::tempdir().unwrap();
+    let alone = tempfile::tempdir().unwrap();
+    let i = format!("input_dir={}", data.path().display());
+    let pm = |out: &Path| {
+        let o = format!("output_dir={}", out.display());
+        run(&[
+            "run",
+            "pipelines/product_mix.yaml",
+            "-p",
+            "as_of=2021-03-01",
+            "-p",
+            &i,
+            "-p",
+            &o,
+        ])
+    };
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    let second = pm(out.path());
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let text = stdout(&second);
+    assert!(
+        text.contains("step `line_items`: appended: 0 new rows"),
+        "product_mix should reuse late_payment's parts:\n{text}"
+    );
+    let own = pm(alone.path());
+    assert!(
+        stdout(&own).contains("full read (first run)"),
+        "{}",
+        stdout(&own)
+    );
+    for f in ["product_mix.csv", "product_mix.parquet"] {
+        assert_eq!(
+            std::fs::read(out.path().join(f)).unwrap(),
+            std::fs::read(alone.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // One folder per (file, options), one part each: nothing was written twice.
+    let sources = out.path().join(".orchestrator/sources");
+    let parts: Vec<_> = std::fs::read_dir(&sources)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+
+    // A part no record points at is pruned; the referenced ones stay.
+    let stray = sources.join("0123456789abcdef0123/part-x.parquet");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"x").unwrap();
+    let o = format!("output_dir={}", out.path().display());
+    let p = run(&["cache", "prune", "pipelines/late_payment.yaml", "-p", &o]);
+    assert_eq!(code(&p), 0, "{}", stderr(&p));
+    assert!(!stray.exists() && !stray.parent().unwrap().exists());
+    assert!(parts.iter().all(|p| p.exists()));
+    let again = pm(out.path());
+    assert!(stdout(&again).contains("cached"), "{}", stdout(&again));
+}
