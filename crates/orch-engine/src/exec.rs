@@ -7,6 +7,7 @@
 //! temporary names; only when every unit has succeeded are the files renamed into place,
 //! so a failed run leaves every previous output as it was.
 
+use crate::delta::{self, DState};
 use crate::plan::Plan;
 use orch_state::{FileRecord, StepRecord};
 use orch_steps::storage::{stage, Staged};
@@ -94,6 +95,8 @@ pub struct CacheCtx {
     pub full_refresh: bool,
     /// Where `cache: true` results are kept as Parquet.
     pub cache_dir: PathBuf,
+    /// Fingerprints without incremental sources' content (see [`crate::delta`]).
+    pub delta_fingerprints: Vec<String>,
 }
 
 /// A run that stopped: the failing step, the error and what happened to every step.
@@ -154,6 +157,8 @@ impl Default for RunOptions {
 pub struct Preloaded {
     pub parts: Vec<PathBuf>,
     pub new: Option<DataFrame>,
+    /// `parts` are what the last run read (so `new` are the appended rows alone).
+    pub incremental: bool,
 }
 
 /// One schedulable piece of work.
@@ -169,12 +174,16 @@ enum Ready {
     Frame(DataFrame),
     Parquet(PathBuf),
     Source(Preloaded),
+    /// A result left lazy (the whole result of an incremental step, or a stored state
+    /// finished into the step's result).
+    Plan(Box<LazyFrame>),
 }
 
 impl Ready {
     fn lazy(&self) -> Result<LazyFrame, RunError> {
         match self {
             Ready::Frame(df) => Ok(df.clone().lazy()),
+            Ready::Plan(lf) => Ok((**lf).clone()),
             Ready::Parquet(p) => scan_parquet_files(std::slice::from_ref(p)),
             Ready::Source(p) => {
                 let mut lfs = Vec::new();
@@ -195,8 +204,9 @@ impl Ready {
             Ready::Source(Preloaded {
                 parts,
                 new: Some(df),
+                ..
             }) if parts.is_empty() => Ok(df.clone()),
-            Ready::Parquet(_) | Ready::Source(_) => self
+            Ready::Parquet(_) | Ready::Source(_) | Ready::Plan(_) => self
                 .lazy()?
                 .collect()
                 .map_err(|e| RunError::engine("reading a cached result", e)),
@@ -204,7 +214,7 @@ impl Ready {
     }
 }
 
-fn scan_parquet_files(paths: &[PathBuf]) -> Result<LazyFrame, RunError> {
+pub(crate) fn scan_parquet_files(paths: &[PathBuf]) -> Result<LazyFrame, RunError> {
     let lfs = paths
         .iter()
         .map(|p| {
@@ -218,7 +228,7 @@ fn scan_parquet_files(paths: &[PathBuf]) -> Result<LazyFrame, RunError> {
 }
 
 /// Stacks plans with the same columns, keeping their order.
-fn concat_lazy(lfs: Vec<LazyFrame>) -> Result<LazyFrame, RunError> {
+pub(crate) fn concat_lazy(lfs: Vec<LazyFrame>) -> Result<LazyFrame, RunError> {
     match lfs.len() {
         1 => Ok(lfs.into_iter().next().unwrap_or_default()),
         _ => polars::prelude::concat(
@@ -242,7 +252,7 @@ struct Reuse {
     checked: Vec<bool>,
 }
 
-fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
+fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
     let n = plan.steps.len();
     let mut r = Reuse {
         sinks: vec![false; n],
@@ -270,7 +280,7 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>) -> Reuse {
                     std::fs::metadata(p).is_ok_and(|m| m.len() == f.size)
                         && crate::fingerprint::file_hash(p).is_ok_and(|h| h == f.hash)
                 });
-        } else if s.cache {
+        } else if s.cache || stateful[i] {
             if let Some(file) = &prev.cache_file {
                 let p = PathBuf::from(file);
                 if p.exists() {
@@ -324,16 +334,46 @@ fn staged_record(st: &Staged) -> Result<FileRecord, RunError> {
 /// Runs the plan to completion, committing outputs only if every unit succeeded.
 pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport, RunFailure> {
     let started = Instant::now();
-    let materialized = plan.materialized();
-    let reuse = reuse(&plan, opts.cache.as_ref());
-    let mut ready: HashMap<usize, Ready> = reuse
-        .cached
-        .iter()
-        .map(|(&i, p)| (i, Ready::Parquet(p.clone())))
-        .collect();
+    // Aggregations fed by incremental sources keep mergeable state: materialised, stored.
+    let stateful = delta::stateful(&plan);
+    let mut materialized = plan.materialized();
+    for (m, st) in materialized.iter_mut().zip(&stateful) {
+        *m |= *st;
+    }
+    let reuse = reuse(&plan, opts.cache.as_ref(), &stateful);
+    let mut ready: HashMap<usize, Ready> = HashMap::new();
+    for (&i, p) in &reuse.cached {
+        let r = if stateful[i] {
+            // The stored file is the step's state: finish it into the result.
+            let scan = scan_parquet_files(std::slice::from_ref(p))
+                .and_then(|lf| plan.steps[i].step.finish_state(lf));
+            match scan {
+                Ok(lf) => Ready::Plan(Box::new(lf)),
+                Err(_) => continue,
+            }
+        } else {
+            Ready::Parquet(p.clone())
+        };
+        ready.insert(i, r);
+    }
     for (i, p) in &opts.preloaded {
         ready.insert(*i, Ready::Source(p.clone()));
     }
+    let states: Vec<DState> = match &opts.cache {
+        Some(c) => {
+            let merge_ok = |i: usize| {
+                c.previous.get(&plan.steps[i].id).is_some_and(|prev| {
+                    prev.cache_file.as_ref().is_some_and(|f| {
+                        let p = std::path::Path::new(f);
+                        stored_intact(prev, p).is_ok()
+                    })
+                })
+            };
+            delta::states(&plan, c, &opts.preloaded, &merge_ok)
+        }
+        None => vec![DState::Changed { why: None }; plan.steps.len()],
+    };
+    let mut deltas: HashMap<usize, DataFrame> = HashMap::new();
     let units = needed_units(&plan, &materialized, &reuse, &ready);
     let notify = |e: Event| {
         if let Some(o) = &opts.observer {
@@ -357,6 +397,22 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
         })
         .collect();
     mark_fused(&plan, &materialized, &mut reports);
+    for (i, st) in states.iter().enumerate() {
+        let s = &plan.steps[i];
+        reports[i].note = match st {
+            DState::Delta if s.step.must_materialize() => {
+                Some("incremental: checked the appended rows".into())
+            }
+            DState::Delta if s.step.append_path().is_none() => {
+                Some("incremental: computed for the appended rows only".into())
+            }
+            DState::Merged => {
+                Some("incremental: merged the appended rows into its stored state".into())
+            }
+            DState::Changed { why: Some(why) } => Some(format!("recomputed in full: {why}")),
+            _ => None,
+        };
+    }
     let in_units: Vec<usize> = units.iter().map(|u| u.step).collect();
     for (i, r) in reports.iter_mut().enumerate() {
         let reused = reuse.sinks[i] || reuse.cached.contains_key(&i);
@@ -385,13 +441,22 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
                 if pending[i].deps.iter().all(|d| ready.contains_key(d)) {
                     let unit = pending.remove(i);
                     let cache_path = match &opts.cache {
-                        Some(c) if plan.steps[unit.step].cache => Some(
+                        Some(c) if plan.steps[unit.step].cache || stateful[unit.step] => Some(
                             c.cache_dir
                                 .join(format!("{}.parquet", c.fingerprints[unit.step])),
                         ),
                         _ => None,
                     };
-                    let work = match prepare(&plan, unit.step, &ready) {
+                    let ctx = Prep {
+                        plan: &plan,
+                        ready: &ready,
+                        states: &states,
+                        stateful: &stateful,
+                        preloaded: &opts.preloaded,
+                        deltas: &deltas,
+                        cache: opts.cache.as_ref(),
+                    };
+                    let work = match prepare(&ctx, unit.step) {
                         Ok(w) => w,
                         Err(e) => {
                             failure = Some((unit.step, e));
@@ -450,6 +515,12 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
                 staged.append(&mut out.staged);
                 if let Some(df) = out.frame.take() {
                     ready.insert(step, Ready::Frame(df));
+                }
+                if let Some(lf) = out.plan.take() {
+                    ready.insert(step, Ready::Plan(Box::new(lf)));
+                }
+                if let Some(df) = out.delta.take() {
+                    deltas.insert(step, df);
                 }
                 produced.insert(step, out);
             }
@@ -536,12 +607,20 @@ fn records(
     for (i, s) in plan.steps.iter().enumerate() {
         let rec = match (&reports[i].status, produced.get(&i)) {
             (StepStatus::Ran, Some(o)) => StepRecord {
+                delta_fp: c.delta_fingerprints.get(i).cloned(),
                 fingerprint: c.fingerprints[i].clone(),
                 rows: Some(o.rows as u64),
                 outputs: o.files.clone(),
                 cache_file: o.cache_file.clone(),
                 watermark: None,
                 stored: o.stored.clone(),
+            },
+            // Computed inside another unit: recorded too, so that the next run knows what
+            // it was computed from (incremental runs compare delta fingerprints).
+            (StepStatus::Fused { .. }, _) => StepRecord {
+                fingerprint: c.fingerprints[i].clone(),
+                delta_fp: c.delta_fingerprints.get(i).cloned(),
+                ..Default::default()
             },
             (StepStatus::Cached, _) => match c.previous.get(&s.id) {
                 Some(prev) if prev.fingerprint == c.fingerprints[i] => prev.clone(),
@@ -598,12 +677,26 @@ struct UnitOutput {
     /// Size and content hash of the cached result (for the state record).
     stored: Vec<FileRecord>,
     warnings: Vec<String>,
+    /// The whole result left lazy (an incremental data check checked only new rows).
+    plan: Option<LazyFrame>,
+    /// The new rows of an incremental step, materialised.
+    delta: Option<DataFrame>,
 }
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
 enum Work {
     Materialize(Box<LazyFrame>),
     Sink(DataFrame),
+    /// An aggregation with stored state: computes (or merges) the state, stores it, and
+    /// finishes it into the result.
+    State(Box<LazyFrame>),
+    /// A data check in an incremental run: checks the appended rows (or, for checks that
+    /// need every row, the whole result); the whole result stays lazy.
+    CheckAppended {
+        delta: Box<LazyFrame>,
+        whole: Box<LazyFrame>,
+        rows_before: u64,
+    },
 }
 
 impl Work {
@@ -651,6 +744,71 @@ impl Work {
                     cache_file,
                     stored,
                     warnings,
+                    plan: None,
+                    delta: None,
+                })
+            }
+            Work::State(lf) => {
+                let mut state = (*lf).collect().map_err(|e| collect_error(s, e))?;
+                let path = cache_path.ok_or_else(|| {
+                    RunError::internal(format!("stateful step `{}` without a state file", s.id))
+                })?;
+                let st = stage(&path, |f| {
+                    polars::prelude::ParquetWriter::new(f)
+                        .with_compression(polars::prelude::ParquetCompression::Lz4Raw)
+                        .finish(&mut state)
+                        .map(|_| ())
+                        .map_err(|e| {
+                            RunError::engine(format!("storing the state of `{}`", s.id), e)
+                        })
+                })?;
+                let stored = vec![staged_record(&st)?];
+                let df = s
+                    .step
+                    .finish_state(state.lazy())?
+                    .collect()
+                    .map_err(|e| RunError::engine(format!("step `{}`", s.id), e))?;
+                Ok(UnitOutput {
+                    rows: df.height(),
+                    frame: Some(df),
+                    staged: vec![st],
+                    files: Vec::new(),
+                    cache_file: Some(path.display().to_string()),
+                    stored,
+                    warnings: Vec::new(),
+                    plan: None,
+                    delta: None,
+                })
+            }
+            Work::CheckAppended {
+                delta,
+                whole,
+                rows_before,
+            } => {
+                let df = (*delta).collect().map_err(|e| collect_error(s, e))?;
+                let warnings = match s.step.validate_appended(&df, rows_before) {
+                    Some(r) => r?,
+                    None => {
+                        let all = (*whole)
+                            .clone()
+                            .collect()
+                            .map_err(|e| collect_error(s, e))?;
+                        s.step.validate(&all)?
+                    }
+                };
+                for w in &warnings {
+                    tracing::warn!(step = %s.id, "{w}");
+                }
+                Ok(UnitOutput {
+                    rows: rows_before as usize + df.height(),
+                    frame: None,
+                    staged: s.step.take_staged(),
+                    files: Vec::new(),
+                    cache_file: None,
+                    stored: Vec::new(),
+                    warnings,
+                    plan: Some(*whole),
+                    delta: Some(df),
                 })
             }
             Work::Sink(mut df) => {
@@ -676,13 +834,36 @@ impl Work {
                     cache_file: None,
                     stored: Vec::new(),
                     warnings: Vec::new(),
+                    plan: None,
+                    delta: None,
                 })
             }
         }
     }
 }
 
-fn prepare(plan: &Plan, step: usize, frames: &HashMap<usize, Ready>) -> Result<Work, RunError> {
+/// A collect that failed: bad data found while reading a source is the load's user error
+/// (file, line, column, value), not an engine failure.
+fn collect_error(s: &crate::plan::PlannedStep, e: polars::prelude::PolarsError) -> RunError {
+    match orch_steps::steps::load::user_error(&e) {
+        Some((_load, user)) => user,
+        None => RunError::engine(format!("step `{}`", s.id), e),
+    }
+}
+
+/// What `prepare` reads: the plan, what is ready, and the incremental states.
+struct Prep<'a> {
+    plan: &'a Plan,
+    ready: &'a HashMap<usize, Ready>,
+    states: &'a [DState],
+    stateful: &'a [bool],
+    preloaded: &'a HashMap<usize, Preloaded>,
+    deltas: &'a HashMap<usize, DataFrame>,
+    cache: Option<&'a CacheCtx>,
+}
+
+fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
+    let (plan, frames) = (ctx.plan, ctx.ready);
     let s = &plan.steps[step];
     if s.role() == Role::Sink {
         let input = s.inputs[0];
@@ -694,15 +875,57 @@ fn prepare(plan: &Plan, step: usize, frames: &HashMap<usize, Ready>) -> Result<W
             .frame()?;
         return Ok(Work::Sink(df));
     }
-    let inputs = s
-        .inputs
-        .iter()
-        .map(|&i| lazy_for(plan, i, frames))
-        .collect::<Result<Vec<_>, _>>()?;
+    let whole = |j: usize| lazy_for(plan, j, frames);
+    let builder = delta::Builder {
+        plan,
+        states: ctx.states,
+        preloaded: ctx.preloaded,
+        deltas: ctx.deltas,
+        whole: &whole,
+    };
     let schemas: Vec<_> = s.inputs.iter().map(|&i| &plan.steps[i].schema).collect();
-    Ok(Work::Materialize(Box::new(
-        s.step.to_polars(inputs, &schemas)?,
-    )))
+    let whole_plan = || {
+        let inputs = s
+            .inputs
+            .iter()
+            .map(|&i| lazy_for(plan, i, frames))
+            .collect::<Result<Vec<_>, _>>()?;
+        s.step.to_polars(inputs, &schemas)
+    };
+    match &ctx.states[step] {
+        DState::Delta if s.step.must_materialize() => {
+            let rows_before = ctx
+                .cache
+                .and_then(|c| c.previous.get(&s.id))
+                .and_then(|r| r.rows)
+                .unwrap_or(0);
+            let delta = builder.delta(step)?;
+            // The data check's stash must hold the whole inputs (relationships): build the
+            // whole plan last.
+            let whole = whole_plan()?;
+            return Ok(Work::CheckAppended {
+                delta: Box::new(delta),
+                whole: Box::new(whole),
+                rows_before,
+            });
+        }
+        DState::Merged => {
+            let prev = ctx
+                .cache
+                .and_then(|c| c.previous.get(&s.id))
+                .and_then(|r| r.cache_file.clone())
+                .ok_or_else(|| RunError::internal("merge without stored state"))?;
+            let old = scan_parquet_files(&[PathBuf::from(prev)])?;
+            let new = s.step.state_plan(builder.delta(s.inputs[0])?, schemas[0])?;
+            return Ok(Work::State(Box::new(s.step.merge_states(old, new)?)));
+        }
+        _ if ctx.stateful[step] => {
+            let input = lazy_for(plan, s.inputs[0], frames)?;
+            return Ok(Work::State(Box::new(s.step.state_plan(input, schemas[0])?)));
+        }
+        _ => {}
+    }
+    Ok(Work::Materialize(Box::new(whole_plan()?)))
 }
 
 /// The lazy plan of step `i`: a materialised frame, or its step applied to its inputs' plans.

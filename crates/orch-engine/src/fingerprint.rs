@@ -51,3 +51,29 @@ pub fn fingerprints(plan: &Plan, known: &HashMap<String, String>) -> Result<Vec<
     }
     Ok(fps)
 }
+
+/// Fingerprints without the content of incremental (append) sources, indexed like
+/// `plan.steps`. Two runs with equal delta fingerprints for a step differ only by rows
+/// appended to its incremental sources (other sources' content still counts).
+pub fn delta_fingerprints(plan: &Plan, fps: &[String]) -> Vec<String> {
+    let mut out = vec![String::new(); plan.steps.len()];
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        if s.step.append_path().is_none() && s.inputs.is_empty() {
+            out[i] = fps[i].clone();
+            continue;
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(ENGINE_VERSION.as_bytes());
+        h.update(b"delta");
+        h.update(s.type_name.as_bytes());
+        h.update(&[0]);
+        h.update(s.step.fingerprint().as_bytes());
+        for &j in &s.inputs {
+            h.update(&[1]);
+            h.update(out[j].as_bytes());
+        }
+        out[i] = h.finalize().to_hex().to_string();
+    }
+    out
+}

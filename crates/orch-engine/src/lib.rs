@@ -5,6 +5,7 @@
 //! `to_polars`/`write` in `orch-steps`.
 
 pub mod compile;
+pub mod delta;
 pub mod exec;
 pub mod fingerprint;
 pub mod graph;

@@ -158,11 +158,14 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                 Preloaded {
                     parts: a.old_parts.clone(),
                     new: a.new_frame.clone(),
+                    incremental: a.incremental,
                 },
             );
         }
     }
+    let delta_fingerprints = fingerprint::delta_fingerprints(&plan, &fingerprints);
     options.cache = Some(CacheCtx {
+        delta_fingerprints: delta_fingerprints.clone(),
         fingerprints,
         previous,
         full_refresh: cfg.full_refresh,
@@ -215,6 +218,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                 orch_state::StepRecord {
                     fingerprint: fps.get(a.step).cloned().unwrap_or_default(),
                     rows: Some(a.watermark.rows),
+                    delta_fp: delta_fingerprints.get(a.step).cloned(),
                     watermark: serde_json::to_value(&a.watermark).ok(),
                     stored,
                     ..Default::default()

@@ -132,6 +132,10 @@ pub struct StepRecord {
     /// they are reused, so that a damaged file is rebuilt instead of read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stored: Vec<FileRecord>,
+    /// The step's fingerprint without the content of its incremental sources: equal between
+    /// two runs when only appended rows differ, so the step may process just those rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_fp: Option<String>,
 }
 
 /// One step's line in a run record.

@@ -60,6 +60,27 @@ pub enum Role {
     Sink,
 }
 
+/// How a step's result follows when its inputs only *gained* rows since the last run (an
+/// incremental source read its appended rows). The engine then computes only what the new
+/// rows add, instead of recomputing from every row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaRule {
+    /// Recomputed from its whole inputs.
+    Recompute,
+    /// Row by row over the first input (filter, derive, select, check): new rows in, new rows
+    /// out; any other input must be unchanged.
+    RowWise,
+    /// Stacks its inputs (union): the new rows of each.
+    Stack,
+    /// A join. `left`/`right`: that side may gain rows while the other is unchanged;
+    /// both (inner joins): new left rows against the whole right side, plus the old left rows
+    /// against the new right rows.
+    Join { left: bool, right: bool },
+    /// An aggregation whose result is kept as state and merged with the new rows' partial
+    /// result ([`Step::state_plan`], [`Step::merge_states`], [`Step::finish_state`]).
+    Merge,
+}
+
 /// One decoded step.
 pub trait Step: Send + Sync + Debug {
     fn role(&self) -> Role {
@@ -108,6 +129,48 @@ pub trait Step: Send + Sync + Debug {
     /// step's (first) input comes from through single-input steps. A failing `row_count`
     /// check names those that hold no data rows.
     fn set_upstream_files(&self, _files: Vec<String>) {}
+
+    /// See [`DeltaRule`].
+    fn delta_rule(&self) -> DeltaRule {
+        DeltaRule::Recompute
+    }
+
+    /// For joins: the key columns of the left and the right input.
+    fn join_keys(&self) -> Option<(Vec<String>, Vec<String>)> {
+        None
+    }
+
+    /// For [`DeltaRule::Merge`]: the mergeable partial result (state) of some input rows:
+    /// the group keys and state columns.
+    fn state_plan(&self, _input: LazyFrame, _schema: &Schema) -> Result<LazyFrame, RunError> {
+        Err(RunError::internal(
+            "state_plan on a step that does not merge",
+        ))
+    }
+
+    /// For [`DeltaRule::Merge`]: merges the stored state with the new rows' state.
+    fn merge_states(&self, _old: LazyFrame, _new: LazyFrame) -> Result<LazyFrame, RunError> {
+        Err(RunError::internal(
+            "merge_states on a step that does not merge",
+        ))
+    }
+
+    /// For [`DeltaRule::Merge`]: the step's result from its state.
+    fn finish_state(&self, _state: LazyFrame) -> Result<LazyFrame, RunError> {
+        Err(RunError::internal(
+            "finish_state on a step that does not merge",
+        ))
+    }
+
+    /// Data checks in an incremental run: checks only the appended rows (`rows_before` rows
+    /// passed last time). `None`: this step needs the whole result (e.g. `unique`).
+    fn validate_appended(
+        &self,
+        _delta: &DataFrame,
+        _rows_before: u64,
+    ) -> Option<Result<Vec<String>, RunError>> {
+        None
+    }
 
     /// Checks a materialised result. `Err` stops the run before any output is committed;
     /// `Ok` carries warnings to report.

@@ -16,9 +16,9 @@
 
 use crate::common::{fingerprint_of, ColRef, ExprSrc};
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, DataType, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
-use polars::prelude::{col, len, LazyFrame, SortOptions};
+use polars::prelude::{col, len, lit, when, ExplodeOptions, LazyFrame, SortOptions};
 use serde::Serialize;
 
 pub const TYPE: StepType = StepType {
@@ -178,6 +178,145 @@ impl Step for Aggregate {
         fingerprint_of(TYPE.name, self)
     }
 
+    /// Every function but `first` (which depends on row order) merges: sum, count, min and
+    /// max with themselves, lists by union, count_distinct through its distinct values, mean
+    /// through a sum and a count.
+    fn delta_rule(&self) -> DeltaRule {
+        if self.aggregations.iter().all(|a| a.function != "first") {
+            DeltaRule::Merge
+        } else {
+            DeltaRule::Recompute
+        }
+    }
+
+    fn state_plan(&self, input: LazyFrame, schema: &Schema) -> Result<LazyFrame, RunError> {
+        let mut aggs = Vec::new();
+        for a in &self.aggregations {
+            let arg = match &a.arg {
+                Some(e) => Some(
+                    e.expr
+                        .to_polars(schema)
+                        .map_err(|e| RunError::internal(e.message))?,
+                ),
+                None => None,
+            };
+            let n = a.name.as_str();
+            match (a.function.as_str(), arg) {
+                // Counted from the list of the same values when the step keeps one anyway.
+                ("count_distinct", Some(_)) if self.list_of_same(a).is_some() => {}
+                ("count_distinct", Some(e)) => {
+                    aggs.push(self.distinct_list(e).alias(hidden("cd", n)))
+                }
+                ("mean", Some(e)) => {
+                    aggs.push(
+                        e.clone()
+                            .cast(polars::prelude::DataType::Float64)
+                            .sum()
+                            .alias(hidden("sum", n)),
+                    );
+                    aggs.push(
+                        e.count()
+                            .cast(polars::prelude::DataType::Int64)
+                            .alias(hidden("n", n)),
+                    );
+                }
+                // The others are their own state.
+                _ => aggs.push(self.agg_expr(a, schema)?),
+            }
+        }
+        Ok(self.grouped(input, aggs))
+    }
+
+    fn merge_states(&self, old: LazyFrame, new: LazyFrame) -> Result<LazyFrame, RunError> {
+        let stack = |lfs: Vec<LazyFrame>| {
+            polars::prelude::concat(lfs, Default::default())
+                .map_err(|e| RunError::engine("stacking aggregation states", e))
+        };
+        // Only the groups the new rows touch are merged; the others are kept as they are.
+        let (keep, stacked) = if self.group_by.is_empty() {
+            (None, stack(vec![old, new.clone()])?)
+        } else {
+            let keys: Vec<_> = self.group_by.iter().map(|g| col(g.name.as_str())).collect();
+            let touched = new
+                .clone()
+                .select(keys.clone())
+                .unique(None, Default::default());
+            let split = |how| {
+                old.clone().join(
+                    touched.clone(),
+                    keys.clone(),
+                    keys.clone(),
+                    polars::prelude::JoinArgs::new(how),
+                )
+            };
+            let keep = split(polars::prelude::JoinType::Anti);
+            let stacked = stack(vec![split(polars::prelude::JoinType::Semi), new])?;
+            (Some(keep), stacked)
+        };
+        let mut aggs = Vec::new();
+        for a in &self.aggregations {
+            let n = a.name.as_str();
+            match a.function.as_str() {
+                "count" => aggs.push(col(n).sum().cast(polars::prelude::DataType::Int64).alias(n)),
+                "sum" => aggs.push(col(n).sum().alias(n)),
+                "min" => aggs.push(col(n).min().alias(n)),
+                "max" => aggs.push(col(n).max().alias(n)),
+                "sorted_distinct_list" => aggs.push(self.union_lists(n).alias(n)),
+                "count_distinct" if self.list_of_same(a).is_some() => {}
+                "count_distinct" => {
+                    let h = hidden("cd", n);
+                    aggs.push(self.union_lists(&h).alias(h))
+                }
+                "mean" => {
+                    let (s, c) = (hidden("sum", n), hidden("n", n));
+                    aggs.push(col(s.as_str()).sum().alias(s.as_str()));
+                    aggs.push(col(c.as_str()).sum().alias(c.as_str()));
+                }
+                f => {
+                    return Err(RunError::internal(format!(
+                        "aggregation {f} does not merge"
+                    )))
+                }
+            }
+        }
+        let merged = self.grouped(stacked, aggs);
+        match keep {
+            Some(keep) => stack(vec![keep, merged]),
+            None => Ok(merged),
+        }
+    }
+
+    fn finish_state(&self, state: LazyFrame) -> Result<LazyFrame, RunError> {
+        let mut cols: Vec<_> = self.group_by.iter().map(|g| col(g.name.as_str())).collect();
+        for a in &self.aggregations {
+            let n = a.name.as_str();
+            cols.push(match a.function.as_str() {
+                "count_distinct" => col(self
+                    .list_of_same(a)
+                    .map_or_else(|| hidden("cd", n), |l| l.to_string())
+                    .as_str())
+                .list()
+                .len()
+                .cast(polars::prelude::DataType::Int64)
+                .alias(n),
+                "mean" => {
+                    let (s, c) = (hidden("sum", n), hidden("n", n));
+                    when(col(c.as_str()).gt(lit(0)))
+                        .then(
+                            col(s.as_str())
+                                / col(c.as_str()).cast(polars::prelude::DataType::Float64),
+                        )
+                        .otherwise(
+                            lit(polars::prelude::NULL).cast(polars::prelude::DataType::Float64),
+                        )
+                        .alias(n)
+                }
+                _ => col(n),
+            });
+        }
+        Ok(state.select(cols))
+    }
+
     fn to_polars(
         &self,
         mut inputs: Vec<LazyFrame>,
@@ -187,8 +326,64 @@ impl Step for Aggregate {
             .pop()
             .ok_or_else(|| RunError::internal("aggregate without input"))?;
         let schema = schemas[0];
-        let mut aggs = Vec::with_capacity(self.aggregations.len());
-        for a in &self.aggregations {
+        let aggs = self
+            .aggregations
+            .iter()
+            .map(|a| self.agg_expr(a, schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.grouped(input, aggs))
+    }
+}
+
+/// The name of a state column kept beside the result (never shown in outputs).
+fn hidden(what: &str, name: &str) -> String {
+    format!("__{what}__{name}")
+}
+
+impl Aggregate {
+    /// The name of a `sorted_distinct_list` over the same expression as `a`, if any.
+    fn list_of_same(&self, a: &Aggregation) -> Option<&str> {
+        let text = |x: &Aggregation| serde_json::to_string(&x.arg).ok();
+        self.aggregations
+            .iter()
+            .find(|l| l.function == "sorted_distinct_list" && text(l) == text(a))
+            .map(|l| l.name.as_str())
+    }
+
+    fn grouped(&self, input: LazyFrame, aggs: Vec<polars::prelude::Expr>) -> LazyFrame {
+        if self.group_by.is_empty() {
+            return input.select(aggs);
+        }
+        let keys: Vec<_> = self.group_by.iter().map(|g| col(g.name.as_str())).collect();
+        input.group_by(keys).agg(aggs)
+    }
+
+    /// The sorted distinct non-null values of `e`, as one list per group.
+    fn distinct_list(&self, e: polars::prelude::Expr) -> polars::prelude::Expr {
+        let list = e.drop_nulls().unique().sort(SortOptions::default());
+        // In a group_by polars collects each group's values into a list; over the whole
+        // table we build the single list ourselves.
+        if self.group_by.is_empty() {
+            list.implode(true)
+        } else {
+            list
+        }
+    }
+
+    /// The union of the lists in column `n`, sorted.
+    fn union_lists(&self, n: &str) -> polars::prelude::Expr {
+        self.distinct_list(col(n).explode(ExplodeOptions {
+            empty_as_null: false,
+            keep_nulls: false,
+        }))
+    }
+
+    fn agg_expr(
+        &self,
+        a: &Aggregation,
+        schema: &Schema,
+    ) -> Result<polars::prelude::Expr, RunError> {
+        {
             let arg = match &a.arg {
                 Some(e) => Some(
                     e.expr
@@ -217,28 +412,14 @@ impl Step for Aggregate {
                 ("min", Some(e)) => e.min(),
                 ("max", Some(e)) => e.max(),
                 ("first", Some(e)) => e.first(),
-                ("sorted_distinct_list", Some(e)) => {
-                    let list = e.drop_nulls().unique().sort(SortOptions::default());
-                    // In a group_by polars collects each group's values into a list; over
-                    // the whole table we build the single list ourselves.
-                    if self.group_by.is_empty() {
-                        list.implode(true)
-                    } else {
-                        list
-                    }
-                }
+                ("sorted_distinct_list", Some(e)) => self.distinct_list(e),
                 (f, _) => {
                     return Err(RunError::internal(format!(
                         "aggregation {f} without argument"
                     )))
                 }
             };
-            aggs.push(e.alias(a.name.as_str()));
+            Ok(e.alias(a.name.as_str()))
         }
-        if self.group_by.is_empty() {
-            return Ok(input.select(aggs));
-        }
-        let keys: Vec<_> = self.group_by.iter().map(|g| col(g.name.as_str())).collect();
-        Ok(input.group_by(keys).agg(aggs))
     }
 }

@@ -31,7 +31,7 @@
 
 use crate::common::{fingerprint_of, missing_column, ColRef, ExprSrc};
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_expr::{from_polars_dtype, to_polars_dtype};
 use orch_spec::StepDecl;
 use orch_spec::{suggest, Ctx, DataType, Diagnostic, Diagnostics, Fields, Node, Schema, Span};
@@ -594,6 +594,10 @@ impl Step for Check {
         ok.then(|| (*input).clone())
     }
 
+    fn delta_rule(&self) -> DeltaRule {
+        DeltaRule::RowWise
+    }
+
     fn fingerprint(&self) -> String {
         fingerprint_of(TYPE.name, self)
     }
@@ -623,6 +627,27 @@ impl Step for Check {
     }
 
     fn validate(&self, df: &DataFrame) -> Result<Vec<String>, RunError> {
+        self.validate_rows(df, 0)
+    }
+
+    fn validate_appended(
+        &self,
+        delta: &DataFrame,
+        rows_before: u64,
+    ) -> Option<Result<Vec<String>, RunError>> {
+        // Row-local checks hold for the old rows already (they passed, or warned, last
+        // time); `row_count` adds the rows before. `unique` needs every row.
+        let local = self
+            .checks
+            .iter()
+            .all(|c| !matches!(c.kind, Kind::Unique(_)));
+        local.then(|| self.validate_rows(delta, rows_before))
+    }
+}
+
+impl Check {
+    /// Validates `df`, the rows after the first `rows_before` (which passed last time).
+    fn validate_rows(&self, df: &DataFrame, rows_before: u64) -> Result<Vec<String>, RunError> {
         let (schema, others) = self
             .stash
             .0
@@ -633,7 +658,7 @@ impl Step for Check {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         for c in &self.checks {
-            let Some(text) = self.evaluate(c, df, &schema, &others)? else {
+            let Some(text) = self.evaluate(c, df, rows_before, &schema, &others)? else {
                 continue;
             };
             match c.severity {
@@ -684,6 +709,7 @@ impl Check {
         &self,
         c: &CheckDef,
         df: &DataFrame,
+        rows_before: u64,
         schema: &Schema,
         others: &[LazyFrame],
     ) -> Result<Option<String>, RunError> {
@@ -691,7 +717,7 @@ impl Check {
         let rows = |mask: Expr| df.clone().lazy().filter(mask).collect().map_err(engine);
         let (bad, what, first_cols): (DataFrame, String, Vec<String>) = match &c.kind {
             Kind::RowCount { min, max } => {
-                let n = df.height() as u64;
+                let n = rows_before + df.height() as u64;
                 let expected = match (min, max) {
                     (Some(a), Some(b)) if a == b => format!("exactly {a}"),
                     (Some(a), Some(b)) => format!("between {a} and {b}"),

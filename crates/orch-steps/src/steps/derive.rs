@@ -13,7 +13,7 @@
 
 use crate::common::{fingerprint_of, ExprSrc};
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, Diagnostic, Diagnostics, Fields, Schema, StepDecl};
 use polars::prelude::LazyFrame;
 use serde::Serialize;
@@ -64,6 +64,10 @@ impl Step for Derive {
             }
         }
         ok.then_some(out)
+    }
+
+    fn delta_rule(&self) -> DeltaRule {
+        DeltaRule::RowWise
     }
 
     fn fingerprint(&self) -> String {

@@ -9,7 +9,7 @@
 
 use crate::common::{fingerprint_of, ExprSrc};
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, DataType, Diagnostic, Diagnostics, Fields, Schema, StepDecl};
 use polars::prelude::LazyFrame;
 use serde::Serialize;
@@ -46,6 +46,10 @@ impl Step for Filter {
             return None;
         }
         Some(inputs[0].clone())
+    }
+
+    fn delta_rule(&self) -> DeltaRule {
+        DeltaRule::RowWise
     }
 
     fn fingerprint(&self) -> String {

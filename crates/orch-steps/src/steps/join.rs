@@ -7,7 +7,7 @@
 
 use crate::common::{fingerprint_of, ColRef};
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, Diagnostic, Diagnostics, Fields, Schema, StepDecl};
 use polars::prelude::{col, JoinArgs, JoinCoalesce, JoinType, LazyFrame};
 use serde::Serialize;
@@ -150,6 +150,31 @@ impl Step for Join {
             return None;
         }
         Some(out)
+    }
+
+    fn join_keys(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let names = |v: &[crate::common::ColRef]| v.iter().map(|c| c.name.clone()).collect();
+        Some((names(&self.left_on), names(&self.right_on)))
+    }
+
+    fn delta_rule(&self) -> DeltaRule {
+        // Only where old output rows can never change: a new row on the preserved side
+        // cannot turn an earlier unmatched (null-filled) row into a matched one.
+        match self.how.as_str() {
+            "inner" => DeltaRule::Join {
+                left: true,
+                right: true,
+            },
+            "left" | "semi" | "anti" => DeltaRule::Join {
+                left: true,
+                right: false,
+            },
+            "right" => DeltaRule::Join {
+                left: false,
+                right: true,
+            },
+            _ => DeltaRule::Recompute,
+        }
     }
 
     fn fingerprint(&self) -> String {

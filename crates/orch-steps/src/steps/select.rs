@@ -12,7 +12,7 @@
 
 use crate::common::{fingerprint_of, missing_column, ColRef};
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
 use polars::prelude::{col, LazyFrame};
 use serde::Serialize;
@@ -151,6 +151,10 @@ impl Select {
 impl Step for Select {
     fn schema(&self, inputs: &[&Schema], diags: &mut Diagnostics) -> Option<Schema> {
         self.plan(inputs[0], diags).map(|(s, _)| s)
+    }
+
+    fn delta_rule(&self) -> DeltaRule {
+        DeltaRule::RowWise
     }
 
     fn fingerprint(&self) -> String {

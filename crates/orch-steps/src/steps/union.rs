@@ -10,7 +10,7 @@
 
 use crate::common::fingerprint_of;
 use crate::error::RunError;
-use crate::step::{Arity, Step, StepType};
+use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_expr::to_polars_dtype;
 use orch_spec::{Ctx, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
 use polars::prelude::{col, concat, LazyFrame, UnionArgs};
@@ -86,6 +86,10 @@ impl Step for Union {
             }
         }
         ok.then_some(out)
+    }
+
+    fn delta_rule(&self) -> DeltaRule {
+        DeltaRule::Stack
     }
 
     fn fingerprint(&self) -> String {

@@ -1,0 +1,275 @@
+//! Incremental runs: which steps can process only the rows appended since the last run.
+//!
+//! Every step of a run is in one of four states, decided before anything runs:
+//!
+//! - `Unchanged`: its fingerprint matches the last successful run.
+//! - `Delta`: its inputs only gained rows, and its [`DeltaRule`] says how the new output rows
+//!   follow from the new input rows (a row-wise step maps them; a join matches them against
+//!   the other side). Its new rows are computed alone; its whole result is still available
+//!   (lazily) to any step that needs it.
+//! - `Merged`: an aggregation whose stored state is merged with the partial result of the
+//!   new rows; its result is whole again (downstream steps see a changed table).
+//! - `Changed`: recomputed from its whole inputs; `why` says what prevented the rest.
+//!
+//! The state of a `Delta` step rests on the *delta fingerprint* (options, params and inputs,
+//! without the content of incremental sources): equal to the last run's, only appended
+//! rows differ.
+
+use crate::exec::{CacheCtx, Preloaded};
+use crate::plan::Plan;
+use orch_steps::{DeltaRule, RunError};
+use polars::prelude::{col, IntoLazy, JoinArgs, JoinType, LazyFrame};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DState {
+    Unchanged,
+    Delta,
+    Merged,
+    Changed { why: Option<String> },
+}
+
+impl DState {
+    fn changed(why: impl Into<String>) -> DState {
+        DState::Changed {
+            why: Some(why.into()),
+        }
+    }
+}
+
+/// Aggregations that keep mergeable state: those with [`DeltaRule::Merge`] fed (through any
+/// steps) by an incremental source. They are materialised and their state is stored.
+pub fn stateful(plan: &Plan) -> Vec<bool> {
+    let mut fed = vec![false; plan.steps.len()];
+    let mut out = vec![false; plan.steps.len()];
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        fed[i] = s.step.append_path().is_some() || s.inputs.iter().any(|&j| fed[j]);
+        out[i] = fed[i] && s.step.delta_rule() == DeltaRule::Merge;
+    }
+    out
+}
+
+/// The state of every step (see the module docs).
+pub fn states(
+    plan: &Plan,
+    c: &CacheCtx,
+    preloaded: &HashMap<usize, Preloaded>,
+    merge_state_ok: &dyn Fn(usize) -> bool,
+) -> Vec<DState> {
+    let n = plan.steps.len();
+    let mut st = vec![DState::Changed { why: None }; n];
+    if c.full_refresh {
+        return st;
+    }
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        let Some(prev) = c.previous.get(&s.id) else {
+            continue;
+        };
+        if prev.fingerprint == c.fingerprints[i] {
+            st[i] = DState::Unchanged;
+            continue;
+        }
+        let same_shape =
+            prev.delta_fp.as_deref() == c.delta_fingerprints.get(i).map(|s| s.as_str());
+        let ins: Vec<&DState> = s.inputs.iter().map(|&j| &st[j]).collect();
+        let is = |k: usize, want: &DState| ins.get(k).is_some_and(|s| *s == want);
+        let any_delta = ins.iter().any(|s| **s == DState::Delta);
+        let all_ok = ins
+            .iter()
+            .all(|s| matches!(s, DState::Unchanged | DState::Delta));
+        st[i] = if s.step.append_path().is_some() {
+            match preloaded.get(&i) {
+                Some(p) if p.incremental && p.new.is_some() && same_shape => DState::Delta,
+                _ => DState::Changed { why: None },
+            }
+        } else if !any_delta {
+            DState::Changed { why: None }
+        } else if !same_shape {
+            DState::changed("its options or inputs changed")
+        } else {
+            match s.step.delta_rule() {
+                DeltaRule::RowWise
+                    if is(0, &DState::Delta)
+                        && ins.iter().skip(1).all(|s| **s == DState::Unchanged) =>
+                {
+                    DState::Delta
+                }
+                DeltaRule::Stack if all_ok => DState::Delta,
+                DeltaRule::Join { left, right } if all_ok => {
+                    let (l, r) = (is(0, &DState::Delta), is(1, &DState::Delta));
+                    if (l && !r && left) || (r && !l && right) || (l && r && left && right) {
+                        DState::Delta
+                    } else {
+                        DState::changed("this join cannot add new rows on that side alone")
+                    }
+                }
+                DeltaRule::Merge if is(0, &DState::Delta) => {
+                    if merge_state_ok(i) {
+                        DState::Merged
+                    } else {
+                        DState::changed("no intact stored state to merge into")
+                    }
+                }
+                DeltaRule::Recompute => DState::changed(format!(
+                    "a `{}` step is recomputed when its input gains rows",
+                    s.type_name
+                )),
+                _ => DState::changed("an input changed in more than appended rows"),
+            }
+        };
+    }
+    st
+}
+
+/// Builds lazy plans for a run: whole results, and the new rows of `Delta` steps.
+pub struct Builder<'a> {
+    pub plan: &'a Plan,
+    pub states: &'a [DState],
+    pub preloaded: &'a HashMap<usize, Preloaded>,
+    /// New rows already materialised (data checks of `Delta` steps).
+    pub deltas: &'a HashMap<usize, polars::prelude::DataFrame>,
+    /// The whole result of step `i` (as the executor builds it).
+    pub whole: &'a dyn Fn(usize) -> Result<LazyFrame, RunError>,
+}
+
+impl Builder<'_> {
+    fn inputs_schemas(&self, i: usize) -> Vec<&orch_spec::Schema> {
+        let s = &self.plan.steps[i];
+        s.inputs
+            .iter()
+            .map(|&j| &self.plan.steps[j].schema)
+            .collect()
+    }
+
+    fn apply(&self, i: usize, inputs: Vec<LazyFrame>) -> Result<LazyFrame, RunError> {
+        self.plan.steps[i]
+            .step
+            .to_polars(inputs, &self.inputs_schemas(i))
+    }
+
+    /// The rows step `i` (in state `Delta`) gained in this run.
+    pub fn delta(&self, i: usize) -> Result<LazyFrame, RunError> {
+        if let Some(df) = self.deltas.get(&i) {
+            return Ok(df.clone().lazy());
+        }
+        let s = &self.plan.steps[i];
+        if s.step.append_path().is_some() {
+            let p = self.preloaded.get(&i).and_then(|p| p.new.clone());
+            return p
+                .map(|df| df.lazy())
+                .ok_or_else(|| RunError::internal("delta of a source without new rows"));
+        }
+        let delta_in = |k: usize| self.states[s.inputs[k]] == DState::Delta;
+        match s.step.delta_rule() {
+            DeltaRule::RowWise => {
+                let mut inputs = vec![self.delta(s.inputs[0])?];
+                for &j in &s.inputs[1..] {
+                    inputs.push((self.whole)(j)?);
+                }
+                self.apply(i, inputs)
+            }
+            DeltaRule::Stack => {
+                let inputs = s
+                    .inputs
+                    .iter()
+                    .map(|&j| match self.states[j] {
+                        DState::Delta => self.delta(j),
+                        // An unchanged input adds nothing, but keeps its columns.
+                        _ => Ok((self.whole)(j)?.limit(0)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.apply(i, inputs)
+            }
+            DeltaRule::Join { .. } => {
+                let (l, r) = (s.inputs[0], s.inputs[1]);
+                match (delta_in(0), delta_in(1)) {
+                    (true, false) => self.apply(i, vec![self.delta(l)?, (self.whole)(r)?]),
+                    (false, true) => self.apply(i, vec![(self.whole)(l)?, self.delta(r)?]),
+                    _ => {
+                        // (old L + new L) x (old R + new R), less old L x old R.
+                        let a = self.apply(i, vec![self.delta(l)?, (self.whole)(r)?])?;
+                        // Only old left rows whose key the new right rows carry can match.
+                        let dr = self.delta(r)?;
+                        let old_l = match s.step.join_keys() {
+                            Some((lk, rk)) => {
+                                let rk: Vec<_> = rk.iter().map(|c| col(c.as_str())).collect();
+                                let keys = dr.clone().select(rk).unique(None, Default::default());
+                                self.old_matching(l, &lk, keys)?
+                            }
+                            None => self.old(l)?,
+                        };
+                        let b = self.apply(i, vec![old_l, dr])?;
+                        crate::exec::concat_lazy(vec![a, b])
+                    }
+                }
+            }
+            _ => Err(RunError::internal(format!(
+                "step `{}` has no row delta",
+                s.id
+            ))),
+        }
+    }
+
+    /// The old rows of step `i` whose columns `cols` match a row of `keys` (a semi join),
+    /// with the filter pushed as far up as those columns go unchanged: for a join of new
+    /// rows against an old side, only the few old rows that can match are read and joined.
+    fn old_matching(
+        &self,
+        i: usize,
+        cols: &[String],
+        keys: LazyFrame,
+    ) -> Result<LazyFrame, RunError> {
+        let s = &self.plan.steps[i];
+        let first_has = |c: &String| {
+            s.inputs
+                .first()
+                .is_some_and(|&j| self.plan.steps[j].schema.contains(c))
+        };
+        // Steps that keep the first input's columns as they are: joins (new columns come
+        // from the other side) and data checks. A derive might redefine one: stop there.
+        let passes_through = self.states[i] == DState::Delta
+            && (matches!(s.step.delta_rule(), DeltaRule::Join { .. }) || s.type_name == "check");
+        if passes_through && cols.iter().all(first_has) {
+            let mut inputs = vec![self.old_matching(s.inputs[0], cols, keys)?];
+            for &j in &s.inputs[1..] {
+                inputs.push(self.old(j)?);
+            }
+            return self.apply(i, inputs);
+        }
+        let on: Vec<_> = cols.iter().map(|c| col(c.as_str())).collect();
+        let key_cols: Vec<_> = keys
+            .clone()
+            .collect_schema()
+            .map_err(|e| RunError::engine("reading join keys", e))?
+            .iter_names()
+            .map(|n| col(n.clone()))
+            .collect();
+        Ok(self
+            .old(i)?
+            .join(keys, on, key_cols, JoinArgs::new(JoinType::Semi)))
+    }
+
+    /// The result step `i` had at the last run (before this run's new rows).
+    pub fn old(&self, i: usize) -> Result<LazyFrame, RunError> {
+        let s = &self.plan.steps[i];
+        if self.states[i] != DState::Delta {
+            return (self.whole)(i);
+        }
+        if s.step.append_path().is_some() {
+            let parts = self
+                .preloaded
+                .get(&i)
+                .map(|p| p.parts.clone())
+                .unwrap_or_default();
+            return crate::exec::scan_parquet_files(&parts);
+        }
+        let inputs = s
+            .inputs
+            .iter()
+            .map(|&j| self.old(j))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.apply(i, inputs)
+    }
+}
