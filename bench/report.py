@@ -172,6 +172,13 @@ def main(argv: list[str]) -> int:
                                f"{secs(fw)} vs {secs(dw)} ({fw / dw:.2f}×)"))
             checks.append((f"peak RSS of the full refresh < 1.5 GB", fr * 1024 < TARGET_RSS_BYTES,
                            f"{mib(fr)} ({fr * 1024 / 1e9:.2f} GB)"))
+            nw = med(walls, big, "orch_noop")
+            if nw:
+                checks.append(("unchanged rerun < 0.1 s", nw < 0.1, secs(nw)))
+            aw = med(walls, big, "orch_append")
+            if aw:
+                checks.append(("rerun after one appended day ≤ 10% of the full refresh",
+                               aw <= 0.10 * fw, f"{aw / fw * 100:.0f}% ({secs(aw)} vs {secs(fw)})"))
             if big < 100:
                 lines.append(f"(The targets are defined at scale 100; this run's largest scale is {big}.)")
                 lines.append("")

@@ -277,8 +277,7 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
             r.sinks[i] = !prev.outputs.is_empty()
                 && prev.outputs.iter().all(|f| {
                     let p = std::path::Path::new(&f.path);
-                    std::fs::metadata(p).is_ok_and(|m| m.len() == f.size)
-                        && crate::fingerprint::file_hash(p).is_ok_and(|h| h == f.hash)
+                    crate::fingerprint::still_as_written(p, f).is_ok()
                 });
         } else if s.cache || stateful[i] {
             if let Some(file) = &prev.cache_file {
@@ -307,14 +306,7 @@ fn stored_intact(prev: &StepRecord, p: &std::path::Path) -> Result<(), String> {
     let Some(f) = prev.stored.iter().find(|f| f.path == shown) else {
         return Err("has no recorded size and hash".into());
     };
-    let size = std::fs::metadata(p).map_or(0, |m| m.len());
-    if size != f.size {
-        return Err(format!("has {size} bytes, {} were written", f.size));
-    }
-    match crate::fingerprint::file_hash(p) {
-        Ok(h) if h == f.hash => Ok(()),
-        _ => Err("was changed after it was written".into()),
-    }
+    crate::fingerprint::still_as_written(p, f)
 }
 
 /// Size and content hash of a staged file (still under its temporary name), recorded
@@ -328,6 +320,7 @@ fn staged_record(st: &Staged) -> Result<FileRecord, RunError> {
         path: st.target().display().to_string(),
         size,
         hash: crate::fingerprint::file_hash(tmp)?,
+        mtime_ns: crate::fingerprint::mtime_ns(tmp),
     })
 }
 
@@ -824,6 +817,7 @@ impl Work {
                         path: st.target().display().to_string(),
                         size,
                         hash,
+                        mtime_ns: crate::fingerprint::mtime_ns(tmp),
                     });
                 }
                 Ok(UnitOutput {

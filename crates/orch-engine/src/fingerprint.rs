@@ -20,6 +20,28 @@ pub fn file_hash(path: &Path) -> Result<String, RunError> {
     Ok(h.finalize().to_hex().to_string())
 }
 
+/// Modification time of a file, in ns since the epoch.
+pub fn mtime_ns(path: &Path) -> Option<u64> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as u64)
+}
+
+/// Whether a file is still what `rec` recorded: same size, and the same modification time
+/// or (if it was touched) the same content hash.
+pub fn still_as_written(path: &Path, rec: &orch_state::FileRecord) -> Result<(), String> {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    if size != rec.size {
+        return Err(format!("has {size} bytes, {} were written", rec.size));
+    }
+    if rec.mtime_ns.is_some() && mtime_ns(path) == rec.mtime_ns {
+        return Ok(());
+    }
+    match file_hash(path) {
+        Ok(h) if h == rec.hash => Ok(()),
+        _ => Err("was changed after it was written".into()),
+    }
+}
+
 /// Fingerprints of every step, indexed like `plan.steps`. A source file that does not exist
 /// hashes as "missing" (the run itself reports it). `known` holds content hashes already
 /// computed this run (append sources), by path.

@@ -364,6 +364,7 @@ impl PartJob {
                 path: part.clone(),
                 size,
                 hash: fingerprint::file_hash(&on_disk)?,
+                mtime_ns: fingerprint::mtime_ns(&on_disk),
             });
         }
         Ok((staged, out))
@@ -383,15 +384,9 @@ fn damaged_part(rec: &StepRecord) -> Option<String> {
         let Ok(meta) = std::fs::metadata(path) else {
             continue;
         };
-        if meta.len() != f.size {
-            return Some(format!(
-                "`{part}` has {} bytes, {} were written",
-                meta.len(),
-                f.size
-            ));
-        }
-        if !fingerprint::file_hash(path).is_ok_and(|h| h == f.hash) {
-            return Some(format!("`{part}` was changed after it was written"));
+        let _ = meta;
+        if let Err(why) = fingerprint::still_as_written(path, f) {
+            return Some(format!("`{part}` {why}"));
         }
     }
     None

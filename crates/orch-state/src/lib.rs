@@ -114,6 +114,10 @@ pub struct FileRecord {
     pub size: u64,
     /// Content hash (blake3, hex).
     pub hash: String,
+    /// Modification time when written (ns since the epoch): a file with the same size and
+    /// time is trusted without hashing it again (an unchanged rerun stays cheap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<u64>,
 }
 
 /// What the state knows about one step after its last successful run.
