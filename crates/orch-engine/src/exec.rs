@@ -687,6 +687,7 @@ enum Work {
     /// need every row, the whole result); the whole result stays lazy.
     CheckAppended {
         delta: Box<LazyFrame>,
+        old: Box<LazyFrame>,
         whole: Box<LazyFrame>,
         rows_before: u64,
     },
@@ -775,11 +776,12 @@ impl Work {
             }
             Work::CheckAppended {
                 delta,
+                old,
                 whole,
                 rows_before,
             } => {
                 let df = (*delta).collect().map_err(|e| collect_error(s, e))?;
-                let warnings = match s.step.validate_appended(&df, rows_before) {
+                let warnings = match s.step.validate_appended(&df, rows_before, *old) {
                     Some(r) => r?,
                     None => {
                         let all = (*whole)
@@ -894,11 +896,13 @@ fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
                 .and_then(|r| r.rows)
                 .unwrap_or(0);
             let delta = builder.delta(step)?;
+            let old = builder.old(step)?;
             // The data check's stash must hold the whole inputs (relationships): build the
             // whole plan last.
             let whole = whole_plan()?;
             return Ok(Work::CheckAppended {
                 delta: Box::new(delta),
+                old: Box::new(old),
                 whole: Box::new(whole),
                 rows_before,
             });
@@ -913,7 +917,7 @@ fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
             let new = s.step.state_plan(builder.delta(s.inputs[0])?, schemas[0])?;
             return Ok(Work::State(Box::new(s.step.merge_states(old, new)?)));
         }
-        _ if ctx.stateful[step] => {
+        _ if ctx.stateful[step] && ctx.cache.is_some() => {
             let input = lazy_for(plan, s.inputs[0], frames)?;
             return Ok(Work::State(Box::new(s.step.state_plan(input, schemas[0])?)));
         }

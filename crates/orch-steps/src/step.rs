@@ -162,12 +162,14 @@ pub trait Step: Send + Sync + Debug {
         ))
     }
 
-    /// Data checks in an incremental run: checks only the appended rows (`rows_before` rows
-    /// passed last time). `None`: this step needs the whole result (e.g. `unique`).
+    /// Data checks in an incremental run: checks the appended rows (`rows_before` rows
+    /// passed last time; `old` is their plan, for checks that compare new rows with old
+    /// ones). `None`: this step needs the whole result materialised.
     fn validate_appended(
         &self,
         _delta: &DataFrame,
         _rows_before: u64,
+        _old: LazyFrame,
     ) -> Option<Result<Vec<String>, RunError>> {
         None
     }

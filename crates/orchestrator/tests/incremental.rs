@@ -252,7 +252,13 @@ steps:
   - {id: c, type: load, path: "${input_dir}/c.csv", incremental: append,
      schema: {id: int64, w: int64}}
   - {id: g, type: load, path: "${input_dir}/g.csv", schema: {grp: string, label: string}}
-  - {id: ab, type: union, inputs: [a, b]}
+  - id: a_checked
+    type: check
+    input: a
+    checks:
+      - {unique: id, severity: warn}
+      - {row_count: {min: 3, max: 8}, severity: warn}
+  - {id: ab, type: union, inputs: [a_checked, b]}
   - {id: labelled, type: join, inputs: [ab, g], how: left, on: grp}
   - {id: weighted, type: join, inputs: [labelled, c], how: inner, on: id}
   - {id: big, type: filter, input: weighted, where: "w >= 10"}
@@ -292,6 +298,30 @@ steps:
         assert_eq!(code(&r), 0, "{step}: {}", stderr(&r));
         let f = run(&["run", &y, "-p", &i, "-p", &of, "--full-refresh"]);
         assert_eq!(code(&f), 0, "{step}: {}", stderr(&f));
+        // Data checks of new rows report what a check of every row reports.
+        let warned = |o: &std::process::Output| -> Vec<String> {
+            let mut w: Vec<String> = stdout(o)
+                .lines()
+                .chain(
+                    stderr(o)
+                        .lines()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(|l| l.as_str()),
+                )
+                .filter(|l| l.contains("check `"))
+                // The counts, not the sample rows (new rows' checks show only the key).
+                .map(|l| {
+                    let from = &l[l.find("check `").unwrap()..];
+                    from.split("; first").next().unwrap().to_string()
+                })
+                .collect();
+            w.sort();
+            w.dedup();
+            w
+        };
+        assert_eq!(warned(&r), warned(&f), "{step}: warnings");
         for out in ["per_group.csv", "overall.csv"] {
             let x = std::fs::read_to_string(inc.path().join(out)).unwrap();
             let y = std::fs::read_to_string(full.path().join(out)).unwrap();
@@ -312,6 +342,10 @@ steps:
         &["3,30".into(), "4,5".into(), "5,50".into(), "11,10".into()],
     );
     let s = go("append");
+    assert!(
+        s.contains("is not unique"),
+        "the duplicate id 2 is reported:\n{s}"
+    );
     assert!(s.contains("step `per_group`: incremental: merged"), "{s}");
     assert!(s.contains("step `overall`: incremental: merged"), "{s}");
     assert!(
@@ -327,7 +361,7 @@ steps:
     // A dimension change (a label): the left join cannot merge, everything after it is
     // recomputed, and says why.
     std::fs::write(d.join("g.csv"), "grp,label\nx,ex\ny,wye\nz,zed\n").unwrap();
-    append(&d.join("a.csv"), &["7,z,1,v".into()]);
+    append(&d.join("a.csv"), &["7,z,1,v".into(), "8,z,1,v".into()]);
     let s = go("dimension change");
     assert!(s.contains("recomputed in full"), "{s}");
     append(&d.join("b.csv"), &["12,z,9,w".into()]);

@@ -627,27 +627,31 @@ impl Step for Check {
     }
 
     fn validate(&self, df: &DataFrame) -> Result<Vec<String>, RunError> {
-        self.validate_rows(df, 0)
+        self.validate_rows(df, 0, None)
     }
 
     fn validate_appended(
         &self,
         delta: &DataFrame,
         rows_before: u64,
+        old: LazyFrame,
     ) -> Option<Result<Vec<String>, RunError>> {
         // Row-local checks hold for the old rows already (they passed, or warned, last
-        // time); `row_count` adds the rows before. `unique` needs every row.
-        let local = self
-            .checks
-            .iter()
-            .all(|c| !matches!(c.kind, Kind::Unique(_)));
-        local.then(|| self.validate_rows(delta, rows_before))
+        // time); `row_count` adds the rows before; `unique` reads the old rows' key columns
+        // only.
+        Some(self.validate_rows(delta, rows_before, Some(old)))
     }
 }
 
 impl Check {
-    /// Validates `df`, the rows after the first `rows_before` (which passed last time).
-    fn validate_rows(&self, df: &DataFrame, rows_before: u64) -> Result<Vec<String>, RunError> {
+    /// Validates `df`, the rows after the first `rows_before` (which passed last time and
+    /// `old` reads, when given).
+    fn validate_rows(
+        &self,
+        df: &DataFrame,
+        rows_before: u64,
+        old: Option<LazyFrame>,
+    ) -> Result<Vec<String>, RunError> {
         let (schema, others) = self
             .stash
             .0
@@ -658,6 +662,24 @@ impl Check {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         for c in &self.checks {
+            let keys_of_all;
+            let (df, rows_before) = match (&c.kind, &old) {
+                // Uniqueness over every row: the old rows' keys and the new rows'.
+                (Kind::Unique(cols), Some(old)) => {
+                    let keys: Vec<Expr> = cols.iter().map(|r| col(r.name.as_str())).collect();
+                    keys_of_all = polars::prelude::concat(
+                        [
+                            old.clone().select(keys.clone()),
+                            df.clone().lazy().select(keys),
+                        ],
+                        Default::default(),
+                    )
+                    .and_then(|lf| lf.collect())
+                    .map_err(|e| RunError::engine(format!("check `{}`", c.name), e))?;
+                    (&keys_of_all, 0)
+                }
+                _ => (df, rows_before),
+            };
             let Some(text) = self.evaluate(c, df, rows_before, &schema, &others)? else {
                 continue;
             };
