@@ -50,7 +50,9 @@ pub struct AppendRead {
     pub new_frame: Option<DataFrame>,
     /// Where the new rows are kept once the run commits ([`stage_part`] writes them).
     pub new_part: Option<PathBuf>,
-    /// The old parts were extended (`false`: read from scratch, see `note`).
+    /// This pipeline's own parts from its last run were extended, so `new_frame` holds
+    /// exactly the rows appended since then (`false`: read from scratch or from another
+    /// pipeline's parts, see `note`).
     pub incremental: bool,
     pub watermark: Watermark,
     /// "read 120 new rows (append)", "full read: the file's beginning changed".
@@ -209,6 +211,9 @@ pub fn read_append(
         )?
     };
     let mut prev_wm = own;
+    // Whether the parts extended are this pipeline's own: only then are the new rows exactly
+    // what its stored state lacks (another pipeline may have read more, or an edited file).
+    let mut extends_own = reason.is_none();
     if reason.is_some() && !full_refresh {
         let skip = usize::from(prev_wm.is_some());
         for (w, p) in candidates.iter().zip(&prefixes).skip(skip) {
@@ -216,6 +221,7 @@ pub fn read_append(
                 tracing::debug!(step = %s.id, bytes = w.bytes, "reusing parts read by another pipeline");
                 prev_wm = Some(w.clone());
                 reason = None;
+                extends_own = false;
                 break;
             }
         }
@@ -316,7 +322,7 @@ pub fn read_append(
         old_parts,
         new_frame,
         new_part,
-        incremental: reason.is_none(),
+        incremental: reason.is_none() && extends_own,
         watermark,
         note,
         new_rows,

@@ -367,3 +367,56 @@ steps:
     append(&d.join("b.csv"), &["12,z,9,w".into()]);
     go("after the change");
 }
+
+/// Two pipelines share source parts but not state: when one of them re-read an edited file
+/// and more rows arrived before the other runs, the other must not take "the rows after the
+/// shared parts" for what its own state lacks (it rebuilds, and equals a full refresh).
+#[test]
+fn shared_parts_never_stand_in_for_a_pipelines_own_progress() {
+    let data = tempfile::tempdir().unwrap();
+    for f in [
+        "accounts.csv",
+        "invoices.csv",
+        "invoice_line_items.csv",
+        "skus.csv",
+    ] {
+        std::fs::copy(repo().join("data").join(f), data.path().join(f)).unwrap();
+    }
+    let d = data.path();
+    let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let i = format!("input_dir={}", d.display());
+    let oi = format!("output_dir={}", inc.path().display());
+    let of = format!("output_dir={}", full.path().display());
+    let one = |p: &str, out: &str, extra: &[&str]| {
+        let y = format!("pipelines/{p}.yaml");
+        let mut args = vec!["run", &y, "-p", "as_of=2021-04-30", "-p", &i, "-p", out];
+        args.extend_from_slice(extra);
+        let r = run(&args);
+        assert_eq!(code(&r), 0, "{p}: {}", stderr(&r));
+        stdout(&r)
+    };
+    one("late_payment", &oi, &[]);
+    one("product_mix", &oi, &[]);
+    // An old invoice is re-dated after as_of (the prefix changes); only product_mix runs.
+    replace_in(
+        &d.join("invoices.csv"),
+        "\n2,1,2020-03-19\n",
+        "\n2,1,2022-03-19\n",
+    );
+    one("product_mix", &oi, &[]);
+    // New rows arrive; now late_payment runs for the first time since the edit.
+    append(&d.join("invoices.csv"), &["10254,3,2021-03-20".into()]);
+    append(
+        &d.join("invoice_line_items.csv"),
+        &["10254,1-60559-539-X,2".into()],
+    );
+    let s = one("late_payment", &oi, &[]);
+    // Its invoices are rebuilt (the line items, untouched before, still merge).
+    assert!(!s.contains("step `checked_invoices`: incremental"), "{s}");
+    one("late_payment", &of, &["--full-refresh"]);
+    assert_eq!(
+        std::fs::read_to_string(inc.path().join("late_payment.csv")).unwrap(),
+        std::fs::read_to_string(full.path().join("late_payment.csv")).unwrap(),
+        "late_payment after the edit"
+    );
+}
