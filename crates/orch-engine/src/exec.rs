@@ -12,7 +12,7 @@ use crate::plan::Plan;
 use orch_state::{FileRecord, StepRecord};
 use orch_steps::storage::{stage, Staged};
 use orch_steps::{Role, RunError};
-use polars::prelude::{DataFrame, IntoLazy, LazyFrame};
+use polars::prelude::{DataFrame, IntoLazy, LazyFrame, ParquetCompression};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -703,14 +703,7 @@ impl Work {
         let s = &plan.steps[step];
         match self {
             Work::Materialize(lf) => {
-                let mut df = (*lf).collect().map_err(|e| {
-                    // Bad data found while reading a source: report it as the load's user
-                    // error (file, line, column, value), not as an engine failure.
-                    match orch_steps::steps::load::user_error(&e) {
-                        Some((_load, user)) => user,
-                        None => RunError::engine(format!("step `{}`", s.id), e),
-                    }
-                })?;
+                let mut df = (*lf).collect().map_err(|e| collect_error(s, e))?;
                 // Files the step staged as it ran (a load's quarantine file).
                 let mut staged = s.step.take_staged();
                 let warnings = s.step.validate(&df)?;
@@ -720,12 +713,12 @@ impl Work {
                 let mut cache_file = None;
                 let mut stored = Vec::new();
                 if let Some(path) = cache_path {
-                    let st = stage(&path, |f| {
-                        polars::prelude::ParquetWriter::new(f)
-                            .finish(&mut df)
-                            .map(|_| ())
-                            .map_err(|e| RunError::engine(format!("caching step `{}`", s.id), e))
-                    })?;
+                    let st = stage_parquet(
+                        &path,
+                        &mut df,
+                        ParquetCompression::default(),
+                        &format!("caching step `{}`", s.id),
+                    )?;
                     stored.push(staged_record(&st)?);
                     staged.push(st);
                     cache_file = Some(path.display().to_string());
@@ -747,15 +740,12 @@ impl Work {
                 let path = cache_path.ok_or_else(|| {
                     RunError::internal(format!("stateful step `{}` without a state file", s.id))
                 })?;
-                let st = stage(&path, |f| {
-                    polars::prelude::ParquetWriter::new(f)
-                        .with_compression(polars::prelude::ParquetCompression::Lz4Raw)
-                        .finish(&mut state)
-                        .map(|_| ())
-                        .map_err(|e| {
-                            RunError::engine(format!("storing the state of `{}`", s.id), e)
-                        })
-                })?;
+                let st = stage_parquet(
+                    &path,
+                    &mut state,
+                    ParquetCompression::Lz4Raw,
+                    &format!("storing the state of `{}`", s.id),
+                )?;
                 let stored = vec![staged_record(&st)?];
                 let df = s
                     .step
@@ -836,6 +826,22 @@ impl Work {
             }
         }
     }
+}
+
+/// Writes `df` as Parquet to a staged temporary file beside `path` (committed with the run).
+pub(crate) fn stage_parquet(
+    path: &std::path::Path,
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+    what: &str,
+) -> Result<Staged, RunError> {
+    stage(path, |f| {
+        polars::prelude::ParquetWriter::new(f)
+            .with_compression(compression)
+            .finish(df)
+            .map(|_| ())
+            .map_err(|e| RunError::engine(what, e))
+    })
 }
 
 /// A collect that failed: bad data found while reading a source is the load's user error

@@ -42,6 +42,23 @@ pub fn still_as_written(path: &Path, rec: &orch_state::FileRecord) -> Result<(),
     }
 }
 
+/// A hasher fed with what every fingerprint of step `s` covers: the engine version, the
+/// kind of fingerprint, the step's type and canonical options, and its inputs' fingerprints
+/// (from `fps`, indexed like `plan.steps`).
+fn step_hasher(kind: &[u8], s: &crate::plan::PlannedStep, fps: &[String]) -> blake3::Hasher {
+    let mut h = blake3::Hasher::new();
+    h.update(ENGINE_VERSION.as_bytes());
+    h.update(kind);
+    h.update(s.type_name.as_bytes());
+    h.update(&[0]);
+    h.update(s.step.fingerprint().as_bytes());
+    for &j in &s.inputs {
+        h.update(&[1]);
+        h.update(fps[j].as_bytes());
+    }
+    h
+}
+
 /// Fingerprints of every step, indexed like `plan.steps`. A source file that does not exist
 /// hashes as "missing" (the run itself reports it). `known` holds content hashes already
 /// computed this run (append sources), by path.
@@ -49,15 +66,7 @@ pub fn fingerprints(plan: &Plan, known: &HashMap<String, String>) -> Result<Vec<
     let mut fps = vec![String::new(); plan.steps.len()];
     for &i in &plan.order {
         let s = &plan.steps[i];
-        let mut h = blake3::Hasher::new();
-        h.update(ENGINE_VERSION.as_bytes());
-        h.update(s.type_name.as_bytes());
-        h.update(&[0]);
-        h.update(s.step.fingerprint().as_bytes());
-        for &j in &s.inputs {
-            h.update(&[1]);
-            h.update(fps[j].as_bytes());
-        }
+        let mut h = step_hasher(b"", s, &fps);
         for file in s.step.reads() {
             let p = Path::new(&file);
             h.update(&[2]);
@@ -85,17 +94,10 @@ pub fn delta_fingerprints(plan: &Plan, fps: &[String]) -> Vec<String> {
             out[i] = fps[i].clone();
             continue;
         }
-        let mut h = blake3::Hasher::new();
-        h.update(ENGINE_VERSION.as_bytes());
-        h.update(b"delta");
-        h.update(s.type_name.as_bytes());
-        h.update(&[0]);
-        h.update(s.step.fingerprint().as_bytes());
-        for &j in &s.inputs {
-            h.update(&[1]);
-            h.update(out[j].as_bytes());
-        }
-        out[i] = h.finalize().to_hex().to_string();
+        out[i] = step_hasher(b"delta", s, &out)
+            .finalize()
+            .to_hex()
+            .to_string();
     }
     out
 }

@@ -17,9 +17,9 @@
 
 use crate::plan::Plan;
 use orch_state::StepRecord;
-use orch_steps::storage::{stage, Staged};
+use orch_steps::storage::Staged;
 use orch_steps::RunError;
-use polars::prelude::{DataFrame, ParquetCompression, ParquetWriter};
+use polars::prelude::{DataFrame, ParquetCompression};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -361,13 +361,11 @@ pub fn stage_part(
     if let Some(dir) = part.parent() {
         std::fs::create_dir_all(dir).map_err(|e| RunError::io(dir.display(), e))?;
     }
-    let mut df = df.clone();
-    stage(part, |f| {
-        ParquetWriter::new(f)
-            .with_compression(ParquetCompression::Lz4Raw)
-            .finish(&mut df)
-            .map(|_| ())
-            .map_err(|e| RunError::engine("writing a source part", e))
-    })
+    crate::exec::stage_parquet(
+        part,
+        &mut df.clone(),
+        ParquetCompression::Lz4Raw,
+        "writing a source part",
+    )
     .map(Some)
 }

@@ -381,10 +381,9 @@ fn damaged_part(rec: &StepRecord) -> Option<String> {
             continue;
         };
         let path = Path::new(part);
-        let Ok(meta) = std::fs::metadata(path) else {
+        if !path.exists() {
             continue;
-        };
-        let _ = meta;
+        }
         if let Err(why) = fingerprint::still_as_written(path, f) {
             return Some(format!("`{part}` {why}"));
         }

@@ -168,15 +168,7 @@ fn edge_data_set() {
 
 #[test]
 fn a_header_only_extract_stops_the_run_and_keeps_outputs() {
-    let data = tempfile::tempdir().unwrap();
-    for f in [
-        "accounts.csv",
-        "invoices.csv",
-        "invoice_line_items.csv",
-        "skus.csv",
-    ] {
-        std::fs::copy(repo().join("data").join(f), data.path().join(f)).unwrap();
-    }
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     run_bundled(
         "late_payment",

@@ -75,15 +75,7 @@ fn run_and_compare(data: &Path, inc: &Path, full: &Path, as_of: &str, step: &str
 
 #[test]
 fn incremental_runs_equal_full_refreshes_through_a_sequence_of_changes() {
-    let data = tempfile::tempdir().unwrap();
-    for f in [
-        "accounts.csv",
-        "invoices.csv",
-        "invoice_line_items.csv",
-        "skus.csv",
-    ] {
-        std::fs::copy(repo().join("data").join(f), data.path().join(f)).unwrap();
-    }
+    let data = bundled_data_copy();
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let d = data.path();
     let s = run_and_compare(d, inc.path(), full.path(), "2021-03-01", "first run");
@@ -373,15 +365,7 @@ steps:
 /// shared parts" for what its own state lacks (it rebuilds, and equals a full refresh).
 #[test]
 fn shared_parts_never_stand_in_for_a_pipelines_own_progress() {
-    let data = tempfile::tempdir().unwrap();
-    for f in [
-        "accounts.csv",
-        "invoices.csv",
-        "invoice_line_items.csv",
-        "skus.csv",
-    ] {
-        std::fs::copy(repo().join("data").join(f), data.path().join(f)).unwrap();
-    }
+    let data = bundled_data_copy();
     let d = data.path();
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let i = format!("input_dir={}", d.display());

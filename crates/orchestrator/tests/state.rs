@@ -8,20 +8,6 @@ use common::*;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// A private copy of the bundled data, so tests can edit it.
-fn data_copy() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    for f in [
-        "accounts.csv",
-        "invoices.csv",
-        "invoice_line_items.csv",
-        "skus.csv",
-    ] {
-        std::fs::copy(repo().join("data").join(f), d.path().join(f)).unwrap();
-    }
-    d
-}
-
 fn run_lp(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let i = format!("input_dir={}", data.display());
     let o = format!("output_dir={}", out.display());
@@ -55,7 +41,7 @@ fn status_of(summary: &str, step: &str) -> String {
 
 #[test]
 fn unchanged_rerun_is_all_cached_and_rewrites_nothing() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     let first = run_lp(data.path(), out.path(), &[]);
     assert_eq!(code(&first), 0, "{}", stderr(&first));
@@ -103,7 +89,7 @@ fn unchanged_rerun_is_all_cached_and_rewrites_nothing() {
 
 #[test]
 fn a_changed_source_invalidates_what_depends_on_it() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
     let before = std::fs::read_to_string(out.path().join("late_payment.csv")).unwrap();
@@ -143,7 +129,7 @@ fn a_changed_source_invalidates_what_depends_on_it() {
 
 #[test]
 fn a_cached_step_is_reused_when_only_as_of_changes() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
     let i = format!("input_dir={}", data.path().display());
@@ -189,7 +175,7 @@ fn a_cached_step_is_reused_when_only_as_of_changes() {
 
 #[test]
 fn full_refresh_recomputes_everything() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
     let o = run_lp(data.path(), out.path(), &["--full-refresh"]);
@@ -201,7 +187,7 @@ fn full_refresh_recomputes_everything() {
 
 #[test]
 fn a_second_run_on_the_same_state_fails_at_once_naming_the_holder() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     let state = out.path().join(".orchestrator");
     let lock = orch_state::StateLock::acquire(&state).unwrap();
@@ -228,7 +214,7 @@ fn a_second_run_on_the_same_state_fails_at_once_naming_the_holder() {
 
 #[test]
 fn status_history_reset_and_prune() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     let o = format!("output_dir={}", out.path().display());
     let i = format!("input_dir={}", data.path().display());
@@ -306,7 +292,7 @@ fn status_history_reset_and_prune() {
 /// run on a state folder of its own. Parts no record points at are pruned.
 #[test]
 fn pipelines_of_one_state_folder_share_source_parts() {
-    let data = data_copy();
+    let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
     let alone = tempfile::tempdir().unwrap();
     let i = format!("input_dir={}", data.path().display());

@@ -13,6 +13,20 @@ pub fn repo() -> PathBuf {
         .unwrap()
 }
 
+/// A private copy of the bundled data set (`data/`), so a test can edit it.
+pub fn bundled_data_copy() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for f in [
+        "accounts.csv",
+        "invoices.csv",
+        "invoice_line_items.csv",
+        "skus.csv",
+    ] {
+        std::fs::copy(repo().join("data").join(f), d.path().join(f)).unwrap();
+    }
+    d
+}
+
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
     c.current_dir(repo());
