@@ -263,6 +263,10 @@ impl Builder<'_> {
                 .get(&i)
                 .map(|p| p.parts.clone())
                 .unwrap_or_default();
+            // The last run read no data rows (a header-only extract): no old rows, same columns.
+            if parts.is_empty() {
+                return Ok((self.whole)(i)?.limit(0));
+            }
             return crate::exec::scan_parquet_files(&parts);
         }
         let inputs = s

@@ -404,3 +404,51 @@ fn shared_parts_never_stand_in_for_a_pipelines_own_progress() {
         "late_payment after the edit"
     );
 }
+
+/// The first extract held only a header (no parts were stored): the rows appended later are
+/// new rows against an empty past, checked and merged like any others.
+#[test]
+fn rows_appended_to_a_header_only_extract_merge_from_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.csv"), "id,v\n").unwrap();
+    let pipeline = r#"
+name: from_nothing
+params:
+  input_dir: {type: path, default: data}
+  output_dir: {type: path, default: output}
+steps:
+  - {id: a, type: load, path: "${input_dir}/a.csv", incremental: append, schema: {id: int64, v: int64}}
+  - id: checked
+    type: check
+    input: a
+    checks:
+      - {unique: id, severity: warn}
+  - {id: totals, type: aggregate, input: checked, aggregations: {n: {count: "*"}, s: {sum: v}}}
+  - {id: out, type: write, input: totals, path: "${output_dir}/totals.csv"}
+"#;
+    std::fs::write(d.join("p.yaml"), pipeline).unwrap();
+    let y = d.join("p.yaml").display().to_string();
+    let i = format!("input_dir={}", d.display());
+    let o = format!("output_dir={}", d.join("out").display());
+    let go = || {
+        let r = run(&["run", &y, "-p", &i, "-p", &o]);
+        assert_eq!(code(&r), 0, "{}", stderr(&r));
+        (
+            stdout(&r),
+            std::fs::read_to_string(d.join("out/totals.csv")).unwrap(),
+        )
+    };
+    assert_eq!(go().1, "n,s\n0,0\n");
+    append(
+        &d.join("a.csv"),
+        &["1,5".into(), "2,7".into(), "2,1".into()],
+    );
+    let (summary, totals) = go();
+    assert_eq!(totals, "n,s\n3,13\n", "{summary}");
+    assert!(summary.contains("merged the appended rows"), "{summary}");
+    assert!(
+        summary.contains("2 rows whose `id` is not unique"),
+        "{summary}"
+    );
+}
