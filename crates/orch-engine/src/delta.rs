@@ -44,7 +44,7 @@ pub fn stateful(plan: &Plan) -> Vec<bool> {
     let mut out = vec![false; plan.steps.len()];
     for &i in &plan.order {
         let s = &plan.steps[i];
-        fed[i] = s.step.append_path().is_some() || s.inputs.iter().any(|&j| fed[j]);
+        fed[i] = s.step.incremental().is_some() || s.inputs.iter().any(|&j| fed[j]);
         out[i] = fed[i] && s.step.delta_rule() == DeltaRule::Merge;
     }
     out
@@ -79,7 +79,7 @@ pub fn states(
         let all_ok = ins
             .iter()
             .all(|s| matches!(s, DState::Unchanged | DState::Delta));
-        st[i] = if s.step.append_path().is_some() {
+        st[i] = if s.step.incremental().is_some() {
             match preloaded.get(&i) {
                 Some(p) if p.incremental && p.new.is_some() && same_shape => DState::Delta,
                 _ => DState::Changed { why: None },
@@ -155,7 +155,7 @@ impl Builder<'_> {
             return Ok(df.clone().lazy());
         }
         let s = &self.plan.steps[i];
-        if s.step.append_path().is_some() {
+        if s.step.incremental().is_some() {
             let p = self.preloaded.get(&i).and_then(|p| p.new.clone());
             return p
                 .map(|df| df.lazy())
@@ -257,7 +257,7 @@ impl Builder<'_> {
         if self.states[i] != DState::Delta {
             return (self.whole)(i);
         }
-        if s.step.append_path().is_some() {
+        if s.step.incremental().is_some() {
             let parts = self
                 .preloaded
                 .get(&i)

@@ -396,7 +396,7 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
             DState::Delta if s.step.must_materialize() => {
                 Some("incremental: checked the appended rows".into())
             }
-            DState::Delta if s.step.append_path().is_none() => {
+            DState::Delta if s.step.incremental().is_none() => {
                 Some("incremental: computed for the appended rows only".into())
             }
             DState::Merged => {

@@ -90,7 +90,7 @@ pub fn delta_fingerprints(plan: &Plan, fps: &[String]) -> Vec<String> {
     let mut out = vec![String::new(); plan.steps.len()];
     for &i in &plan.order {
         let s = &plan.steps[i];
-        if s.step.append_path().is_none() && s.inputs.is_empty() {
+        if s.step.incremental().is_none() && s.inputs.is_empty() {
             out[i] = fps[i].clone();
             continue;
         }

@@ -6,7 +6,7 @@
 use crate::exec::Preloaded;
 use crate::exec::{execute, CacheCtx, RunFailure, RunOptions, RunReport, StepStatus};
 use crate::fingerprint;
-use crate::incremental::{read_append, stage_part, AppendRead};
+use crate::incremental::{stage_part, SourceRead};
 use crate::plan::Plan;
 use orch_state::{FileRecord, RunRecord, StateError, StateLock, StepRecord, StepRun, Store};
 use orch_steps::storage::Staged;
@@ -75,16 +75,16 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     // Incremental sources, side by side: read only what was appended since the last run.
     let mut reads = tokio::task::JoinSet::new();
     for (i, s) in plan.steps.iter().enumerate() {
-        if s.step.append_path().is_none() {
+        if s.step.incremental().is_none() {
             continue;
         }
         let p = Arc::clone(&plan);
         let prev = previous.get(&s.id).cloned();
         let shared = Arc::clone(&shared);
         let (full, dir) = (cfg.full_refresh, cfg.state_dir.clone());
-        reads.spawn_blocking(move || read_source(&p, i, prev, &shared, full, &dir));
+        reads.spawn_blocking(move || read_incremental(&p, i, prev, &shared, full, &dir));
     }
-    let mut appends: Vec<AppendRead> = Vec::new();
+    let mut appends: Vec<SourceRead> = Vec::new();
     while let Some(joined) = reads.join_next().await {
         match joined.map_err(|e| ("append".to_string(), RunError::internal(e))) {
             Ok(Ok(r)) => appends.push(r),
@@ -132,10 +132,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         // Append sources were just hashed in full: reuse those hashes.
         let known: HashMap<String, String> = appends
             .iter()
-            .filter_map(|a| {
-                let path = plan.steps[a.step].step.append_path()?;
-                Some((path, a.content_hash.clone()))
-            })
+            .flat_map(|a| a.hashes.iter().cloned())
             .collect();
         // Hashing input files is I/O-bound work: keep it off the scheduler threads.
         tokio::task::spawn_blocking(move || fingerprint::fingerprints(&p, &known))
@@ -274,16 +271,16 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     result
 }
 
-/// Reads append source `i` (see [`read_append`]), first checking that its stored parts
-/// (and the other pipelines' parts it may reuse) are intact.
-fn read_source(
+/// Reads incremental source `i` (see [`crate::incremental`]), first checking that its stored
+/// parts (and the other pipelines' parts it may reuse) are intact.
+fn read_incremental(
     p: &Plan,
     i: usize,
     prev: Option<StepRecord>,
     shared: &[StepRecord],
     full: bool,
     dir: &Path,
-) -> Result<AppendRead, (String, RunError)> {
+) -> Result<SourceRead, (String, RunError)> {
     let s = &p.steps[i];
     // Stored parts that were damaged since they were written: read it all again.
     let damaged = prev.as_ref().and_then(damaged_part);
@@ -304,8 +301,8 @@ fn read_source(
             }
         }
     }
-    let mut r =
-        read_append(p, i, prev_rec, &shared_wms, full, dir).map_err(|e| (s.id.clone(), e))?;
+    let mut r = crate::incremental::read_source(p, i, prev_rec, &shared_wms, full, dir)
+        .map_err(|e| (s.id.clone(), e))?;
     if let Some(why) = damaged {
         tracing::warn!(step = %s.id, "a stored part is damaged ({why}): reading the whole file again");
         r.note = format!(
@@ -327,7 +324,7 @@ struct PartJob {
 }
 
 impl PartJob {
-    fn of(a: &AppendRead, prev: Option<&StepRecord>, shared: &[StepRecord]) -> PartJob {
+    fn of(a: &SourceRead, prev: Option<&StepRecord>, shared: &[StepRecord]) -> PartJob {
         let known = prev
             .into_iter()
             .chain(shared)

@@ -10,4 +10,4 @@ pub mod storage;
 
 pub use error::RunError;
 pub use registry::{lookup, REGISTRY};
-pub use step::{Arity, DeltaRule, Role, Step, StepType};
+pub use step::{Arity, DeltaRule, IncrementalSource, Role, Step, StepType};

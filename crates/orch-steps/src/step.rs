@@ -81,6 +81,31 @@ pub enum DeltaRule {
     Merge,
 }
 
+/// How an incremental source grows between runs (engine-neutral: the engine decides how to
+/// find what is new; the step only parses it, through [`Step::read_other`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncrementalSource {
+    /// `append`: one file that only grows; new rows are the bytes after the last read.
+    Append { path: String },
+    /// `files`: a folder or glob of files (daily drops); new rows are the files not read
+    /// before. `files` are the matching files now, sorted by name.
+    Files { files: Vec<String> },
+    /// `column`: rows whose `column` is above the largest value read before (a high-water
+    /// mark). `files` are the files the step reads.
+    Column { files: Vec<String>, column: String },
+}
+
+impl IncrementalSource {
+    /// The mode's name, as written in the pipeline.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            IncrementalSource::Append { .. } => "append",
+            IncrementalSource::Files { .. } => "files",
+            IncrementalSource::Column { .. } => "column",
+        }
+    }
+}
+
 /// One decoded step.
 pub trait Step: Send + Sync + Debug {
     fn role(&self) -> Role {
@@ -105,14 +130,15 @@ pub trait Step: Send + Sync + Debug {
     fn to_polars(&self, inputs: Vec<LazyFrame>, schemas: &[&Schema])
         -> Result<LazyFrame, RunError>;
 
-    /// For an incremental `load` (`incremental: append`): the file that only grows. The
-    /// engine then reads only the bytes appended since the last run.
-    fn append_path(&self) -> Option<String> {
+    /// For an incremental `load`: how it grows. The engine then reads only what is new since
+    /// the last run (see [`IncrementalSource`]).
+    fn incremental(&self) -> Option<IncrementalSource> {
         None
     }
 
     /// Reads another file with exactly this step's options (schema, formats, delimiter):
-    /// used to parse an appended tail saved as a small file of its own.
+    /// used to parse an appended tail saved as a small file of its own, or one file of a
+    /// folder of daily drops.
     fn read_other(&self, _path: &str) -> Result<LazyFrame, RunError> {
         Err(RunError::internal(
             "read_other called on a step that is not a load",

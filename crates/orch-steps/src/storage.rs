@@ -44,6 +44,67 @@ impl Location {
         }
     }
 
+    /// Whether this names a set of files (a glob such as `drops/*.csv`, or a folder written
+    /// with a trailing `/` or existing as one) rather than one file.
+    pub fn is_many(&self) -> bool {
+        let text = self.display();
+        text.contains(['*', '?', '[']) || text.ends_with('/') || self.local_path().is_dir()
+    }
+
+    /// The files this location names, sorted by path: itself, the files of a folder (not
+    /// hidden, not in sub-folders), or those a glob matches. A set that matches nothing is
+    /// empty; a single file that does not exist is an error.
+    pub fn list(&self) -> Result<Vec<String>, RunError> {
+        let text = self.display();
+        if !self.is_many() {
+            if self.local_path().is_file() {
+                return Ok(vec![text]);
+            }
+            return Err(RunError::user(
+                format!("input file `{text}` not found"),
+                Some("check `path` and the `input_dir` param (`--param input_dir=...`)".into()),
+            ));
+        }
+        let visible = |p: &Path| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        };
+        let mut out: Vec<String> = if text.contains(['*', '?', '[']) {
+            let paths = glob::glob(&text).map_err(|e| {
+                RunError::user(
+                    format!("`{text}` is not a valid glob: {e}"),
+                    Some("use `*` for any name, for example `drops/*.csv`".into()),
+                )
+            })?;
+            paths
+                .filter_map(|p| p.ok())
+                .filter(|p| visible(p))
+                .map(|p| p.display().to_string())
+                .collect()
+        } else {
+            let dir = self.local_path();
+            match std::fs::read_dir(dir) {
+                Ok(entries) => entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| visible(p))
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(RunError::user(
+                        format!("input folder `{text}` not found"),
+                        Some("check `path` and the `input_dir` param".into()),
+                    ))
+                }
+                Err(e) => return Err(RunError::io(dir.display(), e)),
+            }
+        };
+        out.sort();
+        Ok(out)
+    }
+
     /// The extension, lower-cased (`csv`, `parquet`), used to pick a default format.
     pub fn extension(&self) -> Option<String> {
         self.local_path()

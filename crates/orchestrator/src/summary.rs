@@ -156,7 +156,16 @@ pub fn status(plan: &orch_engine::Plan, store: &orch_state::Store) -> Result<Str
             )),
             Some((_, r)) => {
                 let detail = match (&r.watermark, r.outputs.is_empty(), &r.cache_file) {
-                    (Some(w), _, _) => w.to_string(),
+                    (Some(w), _, _) => {
+                        serde_json::from_value::<orch_engine::incremental::Watermark>(w.clone())
+                            .map_or_else(
+                                |_| w.to_string(),
+                                |w| {
+                                    let mode = s.step.incremental();
+                                    w.describe(mode.as_ref().map_or("append", |m| m.mode()))
+                                },
+                            )
+                    }
                     (None, false, _) => r
                         .outputs
                         .iter()

@@ -18,7 +18,7 @@
 
 use crate::common::{fingerprint_of, missing_column};
 use crate::error::RunError;
-use crate::step::{Arity, Role, Step, StepType};
+use crate::step::{Arity, IncrementalSource, Role, Step, StepType};
 use crate::storage::{Location, Staged};
 use orch_expr::{datefmt, from_polars_dtype, to_polars_dtype};
 use orch_spec::{Ctx, DataType, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
@@ -38,6 +38,18 @@ pub const TYPE: StepType = StepType {
 pub enum Format {
     Csv,
     Parquet,
+}
+
+/// `incremental:` of a load: how a rerun finds what is new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Incremental {
+    /// `append`: the file only grows; reruns read only the bytes after the last read.
+    Append,
+    /// `files`: `path` is a folder or glob; reruns read only the files not read before.
+    Files,
+    /// `{column: c}`: reruns keep only the rows whose `c` is above the largest `c` read before.
+    Column(String),
 }
 
 /// One declared column: its type and, for dates, the format of the text.
@@ -60,8 +72,8 @@ pub struct Load {
     pub quote: Option<char>,
     pub null_values: Vec<String>,
     pub schema: Option<Vec<ColumnDecl>>,
-    /// `append`: the file only grows; reruns read only the new bytes.
-    pub incremental: Option<String>,
+    /// How reruns find new rows (`None`: the source is read in full when it changed).
+    pub incremental: Option<Incremental>,
     /// CSV rows that do not fit the schema: stop, drop and count, or set aside.
     #[serde(skip_serializing_if = "OnBadRows::is_fail")]
     pub on_bad_rows: OnBadRows,
@@ -78,7 +90,7 @@ pub struct Load {
     /// The quarantine file of the last read, staged: committed with the run's outputs (see
     /// [`Step::take_staged`]), so a run that fails later leaves the previous one in place.
     #[serde(skip)]
-    pub quarantine: Arc<std::sync::Mutex<Option<Staged>>>,
+    pub quarantine: Arc<std::sync::Mutex<Vec<Staged>>>,
     #[serde(skip)]
     pub path_span: Span,
 }
@@ -152,20 +164,13 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
         .map(|v| v.into_iter().map(|(s, _)| s).collect())
         .unwrap_or_default();
     let schema = f.take("schema").and_then(|n| decode_schema(n, ctx));
-    let incremental = match f.take("incremental") {
-        Some(n) => {
-            let mode = ctx.choice(n, "incremental", &["append"]);
-            if mode.is_some() && (!header || format != Some(Format::Csv)) {
-                ctx.error(
-                    Diagnostic::error("`incremental: append` needs a CSV file with a header")
-                        .at(n.span)
-                        .hint("remove `incremental`, or read a CSV with `header: true`"),
-                );
-            }
-            mode
-        }
-        None => None,
-    };
+    let many = path
+        .as_deref()
+        .and_then(|p| Location::parse(p).ok())
+        .is_some_and(|l| l.is_many());
+    let incremental = f
+        .take("incremental")
+        .and_then(|n| decode_incremental(n, header, format, many, schema.as_deref(), ctx));
     let (on_bad_rows, quarantine_path) = decode_bad_rows(decl, f, ctx, format);
     Some(Box::new(Load {
         path: path?,
@@ -183,6 +188,97 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
         quarantine: Arc::default(),
         path_span,
     }))
+}
+
+/// `incremental: append | files | {column: c}`, checked against the path and format.
+fn decode_incremental(
+    n: &orch_spec::Node,
+    header: bool,
+    format: Option<Format>,
+    many: bool,
+    schema: Option<&[ColumnDecl]>,
+    ctx: &mut Ctx<'_>,
+) -> Option<Incremental> {
+    let modes = "`incremental: append` (a file that only grows), `incremental: files` (a folder or glob of daily drops) or `incremental: {column: <name>}` (rows above a high-water mark)";
+    if n.as_map().is_some() {
+        let mut f = Fields::new(n, "`incremental`", ctx)?;
+        let column = f
+            .require("column", ctx)
+            .and_then(|c| ctx.string(c, "incremental.column"));
+        f.finish(ctx);
+        let column = column?;
+        if let Some(cols) = schema {
+            if let Some(c) = cols.iter().find(|c| c.name == column) {
+                if matches!(c.dtype, DataType::Bool | DataType::List(_)) {
+                    ctx.error(
+                        Diagnostic::error(format!(
+                            "`incremental.column`: `{column}` is {}; a high-water mark needs an ordered column",
+                            c.dtype
+                        ))
+                        .at(n.span)
+                        .hint("use an increasing id, a date or a timestamp"),
+                    );
+                }
+            } else {
+                let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+                ctx.error(
+                    Diagnostic::error(format!(
+                        "`incremental.column`: column `{column}` is not in the schema"
+                    ))
+                    .at(n.span)
+                    .maybe_hint(orch_spec::suggest::hint(&column, names.iter().copied()))
+                    .hint(format!("declared columns are: {}", names.join(", "))),
+                );
+            }
+        }
+        return Some(Incremental::Column(column));
+    }
+    if n.as_scalar() == Some("column") {
+        ctx.error(
+            Diagnostic::error("`incremental: column` needs the column's name")
+                .at(n.span)
+                .hint("write `incremental: {column: <name>}`, for example `incremental: {column: invoice_id}`"),
+        );
+        return None;
+    }
+    let mode = ctx.string(n, "incremental")?;
+    match mode.as_str() {
+        "append" => {
+            if !header || format != Some(Format::Csv) {
+                ctx.error(
+                    Diagnostic::error("`incremental: append` needs a CSV file with a header")
+                        .at(n.span)
+                        .hint("remove `incremental`, or read a CSV with `header: true`"),
+                );
+            } else if many {
+                ctx.error(
+                    Diagnostic::error("`incremental: append` reads one growing file, but `path` names several files")
+                        .at(n.span)
+                        .hint("for a folder or glob of daily drops use `incremental: files`"),
+                );
+            }
+            Some(Incremental::Append)
+        }
+        "files" => {
+            if !many {
+                ctx.error(
+                    Diagnostic::error("`incremental: files` needs `path` to name a folder or a glob")
+                        .at(n.span)
+                        .hint("for example `path: ${input_dir}/invoices/*.csv`; for one growing file use `incremental: append`"),
+                );
+            }
+            Some(Incremental::Files)
+        }
+        other => {
+            ctx.error(
+                Diagnostic::error(format!("`incremental` has the unknown value `{other}`"))
+                    .at(n.span)
+                    .maybe_hint(orch_spec::suggest::hint(other, ["append", "files"]))
+                    .hint(format!("use {modes}")),
+            );
+            None
+        }
+    }
 }
 
 /// `on_bad_rows: fail | skip | quarantine` and `quarantine_path` (default
@@ -388,8 +484,72 @@ impl Load {
         }
     }
 
-    /// Infers the file's schema (used when no schema is declared).
+    fn location(&self) -> Option<Location> {
+        Location::parse(&self.path).ok()
+    }
+
+    /// Whether `path` names a folder or a glob (several files) rather than one file.
+    fn is_many(&self) -> bool {
+        self.location().is_some_and(|l| l.is_many())
+    }
+
+    /// The files `path` names now, sorted.
+    fn files(&self) -> Result<Vec<String>, RunError> {
+        match self.location() {
+            Some(l) => l.list(),
+            None => Ok(vec![self.local_path()]),
+        }
+    }
+
+    /// This load, reading one file of its folder or glob (or an appended tail). Each file
+    /// of a folder or glob quarantines its bad rows into a file of its own, named like it,
+    /// in a folder named like the step's quarantine file (`quarantine/<step>/<file>`).
+    fn one_file(&self, path: &str) -> Load {
+        let quarantine_path = match (&self.quarantine_path, self.is_many()) {
+            (Some(q), true) => {
+                let q = std::path::Path::new(q);
+                let name = std::path::Path::new(path).file_name().unwrap_or_default();
+                Some(q.with_extension("").join(name).display().to_string())
+            }
+            (q, _) => q.clone(),
+        };
+        Load {
+            path: path.to_string(),
+            incremental: None,
+            quarantine_path,
+            ..self.clone()
+        }
+    }
+
+    /// Several files: each read with this step's options, stacked in name order.
+    fn read_many(&self) -> Result<LazyFrame, RunError> {
+        let files = self.files()?;
+        if files.is_empty() {
+            let Some(cols) = &self.schema else {
+                return Err(RunError::user(
+                    format!("no file matches `{}`", self.local_path()),
+                    Some("check `path`, or declare `schema:` so that an empty folder reads as an empty table".into()),
+                ));
+            };
+            return Ok(DataFrame::empty_with_schema(&output_schema(cols)).lazy());
+        }
+        let parts = files
+            .iter()
+            .map(|f| self.one_file(f).to_polars(Vec::new(), &[]))
+            .collect::<Result<Vec<_>, _>>()?;
+        concat(parts, UnionArgs::default())
+            .map_err(|e| RunError::engine(format!("stacking the files of `{}`", self.path), e))
+    }
+
+    /// Infers the file's schema (used when no schema is declared); for several files, the
+    /// first one's.
     fn infer(&self) -> Result<Schema, RunError> {
+        if self.is_many() {
+            let first = self.files()?.into_iter().next().ok_or_else(|| {
+                RunError::user(format!("no file matches `{}`", self.local_path()), None)
+            })?;
+            return self.one_file(&first).infer();
+        }
         let mut lf = self.scan(None)?;
         let s = lf.collect_schema().map_err(|e| {
             RunError::engine(format!("reading the header of `{}`", self.local_path()), e)
@@ -446,7 +606,8 @@ impl Step for Load {
     }
 
     fn reads(&self) -> Vec<String> {
-        vec![self.local_path()]
+        // A folder that cannot be listed reads as no files; the run reports why.
+        self.files().unwrap_or_default()
     }
 
     /// With `on_bad_rows: skip | quarantine` the load is materialised on its own, so that
@@ -466,23 +627,27 @@ impl Step for Load {
     fn take_staged(&self) -> Vec<Staged> {
         self.quarantine
             .lock()
-            .ok()
-            .and_then(|mut q| q.take())
-            .into_iter()
-            .collect()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
     }
 
-    fn append_path(&self) -> Option<String> {
-        (self.incremental.as_deref() == Some("append")).then(|| self.local_path())
+    fn incremental(&self) -> Option<IncrementalSource> {
+        Some(match self.incremental.as_ref()? {
+            Incremental::Append => IncrementalSource::Append {
+                path: self.local_path(),
+            },
+            Incremental::Files => IncrementalSource::Files {
+                files: self.reads(),
+            },
+            Incremental::Column(c) => IncrementalSource::Column {
+                files: self.reads(),
+                column: c.clone(),
+            },
+        })
     }
 
     fn read_other(&self, path: &str) -> Result<LazyFrame, RunError> {
-        let other = Load {
-            path: path.to_string(),
-            incremental: None,
-            ..self.clone()
-        };
-        other.to_polars(Vec::new(), &[])
+        self.one_file(path).to_polars(Vec::new(), &[])
     }
 
     fn to_polars(
@@ -490,6 +655,9 @@ impl Step for Load {
         _inputs: Vec<LazyFrame>,
         _schemas: &[&Schema],
     ) -> Result<LazyFrame, RunError> {
+        if self.is_many() {
+            return self.read_many();
+        }
         if self.format == Format::Csv {
             return self.csv_plan();
         }
@@ -1137,7 +1305,9 @@ impl CsvScan {
             .into_polars()
         })?;
         if let Ok(mut q) = self.load.quarantine.lock() {
-            *q = Some(staged);
+            // A re-read of the same file replaces its earlier quarantine file.
+            q.retain(|old| old.target() != staged.target());
+            q.push(staged);
         }
         Ok(())
     }

@@ -1,70 +1,20 @@
-//! Incremental `append` sources.
+//! `incremental: append`: a file that only grows.
 //!
-//! A file that only grows is kept, under the state folder, as Parquet *parts*: one per run
-//! that found new bytes. The watermark records how many bytes the parts cover and a hash of
-//! that prefix. A rerun hashes the prefix again: unchanged, it parses only the appended
-//! bytes (header + tail, through the load step's own reader) into one new part; changed (a
-//! row edited or removed, the file rewritten), it reads the whole file again and says why.
-//! The step's result is the scan of the old parts plus the new rows (kept in memory), so
-//! downstream steps read columnar data instead of re-parsing CSV. The new part is written
-//! beside the run (off its critical path), staged, and committed with the advanced
-//! watermark only after the run's outputs are durable.
+//! The watermark records how many bytes the parts cover and a hash of that prefix. A rerun
+//! hashes the prefix again: unchanged, it parses only the appended bytes (header + tail,
+//! through the load step's own reader) into one new part; changed (a row edited or removed,
+//! the file rewritten), it reads the whole file again and says why.
 //!
-//! Parts are shared: they live under `sources/<key>/`, where the key names the file and the
-//! load's options, so two pipelines of one state folder reading the same file with the same
-//! options (the bundled pair) parse it once. Parts are immutable and named by byte range
-//! and content, so sharing them needs no coordination beyond the state folder's lock.
+//! Parts are shared: two pipelines of one state folder reading the same file with the same
+//! options (the bundled pair) parse it once. Parts are immutable and named by byte range and
+//! content, so sharing them needs no coordination beyond the state folder's lock.
 
+use super::{own_watermark, parts_dir, SourceRead, Watermark};
 use crate::plan::Plan;
 use orch_state::StepRecord;
-use orch_steps::storage::Staged;
-use orch_steps::RunError;
-use polars::prelude::{DataFrame, ParquetCompression};
+use orch_steps::{IncrementalSource, RunError};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Watermark {
-    /// Bytes of the file the parts cover.
-    pub bytes: u64,
-    /// Whether those bytes ended with a line break. If not, the next run checks that the last
-    /// line was not extended (a writer that was still writing it).
-    #[serde(default = "yes")]
-    pub ends_with_newline: bool,
-    /// blake3 of those bytes.
-    pub prefix_hash: String,
-    /// The parts, oldest first.
-    pub parts: Vec<String>,
-    pub rows: u64,
-    /// The shared-parts key (file + load options); empty in watermarks from older versions.
-    #[serde(default)]
-    pub key: String,
-}
-
-/// What an append source contributes to a run.
-pub struct AppendRead {
-    pub step: usize,
-    /// Committed parts the result starts with (empty on a full read).
-    pub old_parts: Vec<PathBuf>,
-    /// The rows parsed this run (`None`: nothing new).
-    pub new_frame: Option<DataFrame>,
-    /// Where the new rows are kept once the run commits ([`stage_part`] writes them).
-    pub new_part: Option<PathBuf>,
-    /// This pipeline's own parts from its last run were extended, so `new_frame` holds
-    /// exactly the rows appended since then (`false`: read from scratch or from another
-    /// pipeline's parts, see `note`).
-    pub incremental: bool,
-    pub watermark: Watermark,
-    /// "read 120 new rows (append)", "full read: the file's beginning changed".
-    pub note: String,
-    pub new_rows: u64,
-    /// Content hash of the whole file (the step's fingerprint uses it: no second read).
-    pub content_hash: String,
-}
-
-fn yes() -> bool {
-    true
-}
 
 fn hash_prefix(path: &Path, n: u64) -> Result<String, RunError> {
     let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
@@ -101,18 +51,6 @@ fn hash_once(path: &Path, mids: &[u64]) -> Result<(Vec<Option<String>>, String),
     Ok((prefixes, h.finalize().to_hex().to_string()))
 }
 
-/// The shared-parts key of append source `i`: its file (canonical path) and its options.
-pub fn source_key(plan: &Plan, i: usize) -> Option<String> {
-    let s = &plan.steps[i];
-    let file = s.step.append_path()?;
-    let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| PathBuf::from(&file));
-    let mut h = blake3::Hasher::new();
-    h.update(canonical.to_string_lossy().as_bytes());
-    h.update(&[0]);
-    h.update(s.step.fingerprint().as_bytes());
-    Some(h.finalize().to_hex().chars().take(20).collect())
-}
-
 fn read_range(path: &Path, from: u64) -> Result<Vec<u8>, RunError> {
     let mut f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
     f.seek(SeekFrom::Start(from))
@@ -139,8 +77,8 @@ fn invalid_reason(
             w.bytes
         )));
     }
-    if w.parts.iter().any(|p| !Path::new(p).exists()) {
-        return Ok(Some("a stored part is missing".into()));
+    if let Some(why) = super::missing_part(w) {
+        return Ok(Some(why));
     }
     if prefix_hash != Some(w.prefix_hash.as_str()) {
         return Ok(Some("rows already read were changed or removed".into()));
@@ -164,12 +102,11 @@ pub fn read_append(
     shared: &[Watermark],
     full_refresh: bool,
     state_dir: &Path,
-) -> Result<AppendRead, RunError> {
+) -> Result<SourceRead, RunError> {
     let s = &plan.steps[i];
-    let file = s
-        .step
-        .append_path()
-        .ok_or_else(|| RunError::internal("not an append source"))?;
+    let Some(IncrementalSource::Append { path: file }) = s.step.incremental() else {
+        return Err(RunError::internal("not an append source"));
+    };
     let path = Path::new(&file);
     let size = std::fs::metadata(path)
         .map_err(|_| {
@@ -179,13 +116,8 @@ pub fn read_append(
             )
         })?
         .len();
-    let key = source_key(plan, i).unwrap_or_default();
-    let own: Option<Watermark> = if full_refresh {
-        None
-    } else {
-        prev.and_then(|r| r.watermark.clone())
-            .and_then(|w| serde_json::from_value(w).ok())
-    };
+    let (key, dir) = parts_dir(plan, i, state_dir);
+    let own = own_watermark(prev, full_refresh);
     // Candidates: this pipeline's own watermark first, then the other pipelines' for the
     // same file and options (longest first), all checked against one hash pass.
     let mut candidates: Vec<Watermark> = own.clone().into_iter().collect();
@@ -226,7 +158,6 @@ pub fn read_append(
             }
         }
     }
-    let dir = state_dir.join("sources").join(&key);
     let (start, mut parts, mut rows) = match (&reason, &prev_wm) {
         (None, Some(w)) => (w.bytes, w.parts.clone(), w.rows),
         _ => (0, Vec::new(), 0),
@@ -278,20 +209,14 @@ pub fn read_append(
             std::fs::write(&tmp, content).map_err(|e| RunError::io(tmp.display(), e))?;
             tmp
         };
-        let t0 = std::time::Instant::now();
         let result = s
             .step
             .read_other(&chunk_file.display().to_string())
-            .and_then(|lf| {
-                lf.collect().map_err(|e| {
-                    RunError::engine(format!("step `{}`: reading new rows of `{file}`", s.id), e)
-                })
-            });
+            .and_then(|lf| super::collect_new(plan, i, lf, &format!("new rows of `{file}`")));
         if chunk_file != path {
             let _ = std::fs::remove_file(&chunk_file);
         }
         let df = result?;
-        tracing::debug!(step = %s.id, ms = t0.elapsed().as_millis() as u64, "parsed new rows");
         new_rows = df.height() as u64;
         let short: String = blake3::hash(tail).to_hex().chars().take(12).collect();
         let part = dir.join(format!("part-{start:012}-{end:012}-{short}.parquet"));
@@ -316,8 +241,10 @@ pub fn read_append(
         parts,
         rows,
         key,
+        files: Vec::new(),
+        high_water: None,
     };
-    Ok(AppendRead {
+    Ok(SourceRead {
         step: i,
         old_parts,
         new_frame,
@@ -326,7 +253,7 @@ pub fn read_append(
         watermark,
         note,
         new_rows,
-        content_hash,
+        hashes: vec![(file, content_hash)],
     })
 }
 
@@ -347,25 +274,4 @@ fn read_header(path: &Path) -> Result<Vec<u8>, RunError> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// Writes the new rows of an append read as a staged Parquet part (committed with the
-/// outputs). LZ4: parts are read back often and written once per run, on the run's clock.
-pub fn stage_part(
-    new_frame: Option<&DataFrame>,
-    new_part: Option<&Path>,
-) -> Result<Option<Staged>, RunError> {
-    let (Some(df), Some(part)) = (new_frame, new_part) else {
-        return Ok(None);
-    };
-    if let Some(dir) = part.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| RunError::io(dir.display(), e))?;
-    }
-    crate::exec::stage_parquet(
-        part,
-        &mut df.clone(),
-        ParquetCompression::Lz4Raw,
-        "writing a source part",
-    )
-    .map(Some)
 }

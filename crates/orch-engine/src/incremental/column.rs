@@ -1,0 +1,269 @@
+//! `incremental: {column: c}`: rows whose `c` is above the largest `c` read before (a
+//! high-water mark), the way extracts from a database are taken.
+//!
+//! Files whose content is unchanged are not read at all. Otherwise the source is read and
+//! split: rows above the mark are new (one new part); the rows at or below it are taken as
+//! already read. Their number must equal the rows read before: a row that arrived late
+//! below the mark, or one removed, makes a full read (the run says so). A row edited in
+//! place below the mark without changing the count is not seen: such a source should use
+//! `append` (which hashes what it read) or a full refresh. Rows whose `c` is empty are never
+//! above the mark; they count among the rows at or below it.
+
+use super::{collect_new, missing_part, own_watermark, parts_dir, SourceRead, Watermark};
+use crate::fingerprint::file_hash;
+use crate::plan::Plan;
+use orch_state::StepRecord;
+use orch_steps::RunError;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// The largest value of the high-water column read so far.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HighWater {
+    /// The column's type when it was read (a change of type makes a full read).
+    pub dtype: String,
+    pub mark: Mark,
+    /// The value as the column shows it (`2021-03-01`), for messages.
+    pub shown: String,
+}
+
+/// A mark, on the column's physical values (dates and timestamps as integers).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mark {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// Reads the rows of source `i` above its high-water mark on `column`.
+pub fn read_column(
+    plan: &Plan,
+    i: usize,
+    files: &[String],
+    column: &str,
+    prev: Option<&StepRecord>,
+    full_refresh: bool,
+    state_dir: &Path,
+) -> Result<SourceRead, RunError> {
+    let s = &plan.steps[i];
+    let hashes = files
+        .iter()
+        .map(|f| Ok((f.clone(), file_hash(Path::new(f))?)))
+        .collect::<Result<Vec<_>, RunError>>()?;
+    let mut h = blake3::Hasher::new();
+    for (f, hash) in &hashes {
+        h.update(f.as_bytes());
+        h.update(&[0]);
+        h.update(hash.as_bytes());
+    }
+    let content = h.finalize().to_hex().to_string();
+    let (key, dir) = parts_dir(plan, i, state_dir);
+    let own = own_watermark(prev, full_refresh);
+    let mut reason = match &own {
+        None if full_refresh => Some("--full-refresh".to_string()),
+        None => Some("first run".to_string()),
+        Some(w) if w.high_water.is_none() => Some("no high-water mark was recorded".into()),
+        Some(w) => missing_part(w),
+    };
+    // Nothing changed since the last read: no parse at all.
+    if let (None, Some(w)) = (&reason, &own) {
+        if w.prefix_hash == content {
+            return Ok(SourceRead {
+                step: i,
+                old_parts: w.parts.iter().map(PathBuf::from).collect(),
+                new_frame: None,
+                new_part: None,
+                incremental: true,
+                watermark: w.clone(),
+                note: "unchanged".into(),
+                new_rows: 0,
+                hashes,
+            });
+        }
+    }
+    let all = collect_new(
+        plan,
+        i,
+        s.step.to_polars(Vec::new(), &[])?,
+        &format!("`{}`", files.join("`, `")),
+    )?;
+    let values = all.column(column).map_err(|_| {
+        RunError::user(
+            format!(
+                "step `{}`: the high-water column `{column}` is not in what was read",
+                s.id
+            ),
+            Some("check `incremental.column` against the file's header".into()),
+        )
+    })?;
+    let values = values.as_materialized_series().clone();
+    let dtype = values.dtype().to_string();
+    let (mut parts, mut rows, mut mark) = (Vec::new(), 0u64, None);
+    let mut new = DataFrame::empty();
+    let recorded = own.as_ref().and_then(|w| w.high_water.clone());
+    if let (None, Some(w), Some(hw)) = (&reason, &own, recorded) {
+        if hw.dtype != dtype {
+            reason = Some(format!(
+                "the column `{column}` was {} and is now {dtype}",
+                hw.dtype
+            ));
+        } else {
+            let above = above(&values, &hw.mark, &s.id, column)?;
+            new = all.filter(&above).map_err(|e| {
+                RunError::engine(format!("step `{}`: rows above the mark", s.id), e)
+            })?;
+            let at_or_below = (all.height() - new.height()) as u64;
+            if at_or_below != w.rows {
+                reason = Some(format!(
+                    "{at_or_below} rows have `{column}` at or below {} but {} were read: a row arrived late or was removed",
+                    hw.shown, w.rows
+                ));
+            } else {
+                parts = w.parts.clone();
+                rows = w.rows;
+                mark = Some(hw);
+            }
+        }
+    }
+    if reason.is_some() {
+        new = all;
+    }
+    let old_parts: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
+    let new_rows = new.height() as u64;
+    let new_values = new
+        .column(column)
+        .map(|c| c.as_materialized_series().clone());
+    if let Ok(v) = &new_values {
+        if let Some(top) = largest(v, &s.id, column)? {
+            mark = Some(match mark {
+                Some(old) if !greater(&top.mark, &old.mark) => old,
+                _ => top,
+            });
+        }
+    }
+    let mut new_frame = None;
+    let mut new_part = None;
+    if new_rows > 0 {
+        let short: String = blake3::hash(format!("{content}/{}", parts.len()).as_bytes())
+            .to_hex()
+            .chars()
+            .take(16)
+            .collect();
+        let part = dir.join(format!("column-{:06}-{short}.parquet", parts.len()));
+        parts.push(part.display().to_string());
+        new_part = Some(part);
+        new_frame = Some(new);
+        rows += new_rows;
+    }
+    let shown = mark.as_ref().map_or("none".into(), |m| m.shown.clone());
+    let note = match &reason {
+        None => format!("{new_rows} new rows above the mark (`{column}` now up to {shown})"),
+        Some(why) => format!("full read ({why}): {new_rows} rows"),
+    };
+    Ok(SourceRead {
+        step: i,
+        old_parts,
+        new_frame,
+        new_part,
+        incremental: reason.is_none(),
+        watermark: Watermark {
+            bytes: 0,
+            ends_with_newline: true,
+            prefix_hash: content,
+            parts,
+            rows,
+            key,
+            files: Vec::new(),
+            high_water: mark,
+        },
+        note,
+        new_rows,
+        hashes,
+    })
+}
+
+/// The column's values as marks are compared: integers (dates and timestamps included),
+/// floats or text.
+fn physical(values: &Series, step: &str, column: &str) -> Result<(Series, u8), RunError> {
+    let dtype = values.dtype();
+    let kind = if dtype.is_integer() || dtype.is_temporal() {
+        0
+    } else if dtype.is_float() {
+        1
+    } else if dtype.is_string() {
+        2
+    } else {
+        return Err(RunError::user(
+            format!("step `{step}`: the high-water column `{column}` is {dtype}, which has no order to keep a mark on"),
+            Some("use an increasing id, a date or a timestamp column".into()),
+        ));
+    };
+    let target = match kind {
+        0 => DataType::Int64,
+        1 => DataType::Float64,
+        _ => DataType::String,
+    };
+    let phys = values
+        .to_physical_repr()
+        .cast(&target)
+        .map_err(|e| RunError::engine(format!("step `{step}`: reading `{column}`"), e))?;
+    Ok((phys, kind))
+}
+
+/// Rows whose value is above `mark` (empty values are not).
+fn above(
+    values: &Series,
+    mark: &Mark,
+    step: &str,
+    column: &str,
+) -> Result<BooleanChunked, RunError> {
+    let (phys, _) = physical(values, step, column)?;
+    let err = |e: PolarsError| RunError::engine(format!("step `{step}`: comparing `{column}`"), e);
+    let mask = match mark {
+        Mark::Int(v) => phys.i64().map_err(err)?.gt(*v),
+        Mark::Float(v) => phys.f64().map_err(err)?.gt(*v),
+        Mark::Text(v) => phys.str().map_err(err)?.gt(v.as_str()),
+    };
+    // Filtering keeps only `true`: an empty value is never above the mark.
+    Ok(mask)
+}
+
+/// The largest value of `values`, if any is set.
+fn largest(values: &Series, step: &str, column: &str) -> Result<Option<HighWater>, RunError> {
+    let (phys, kind) = physical(values, step, column)?;
+    let err =
+        |e: PolarsError| RunError::engine(format!("step `{step}`: the largest `{column}`"), e);
+    let mark = match kind {
+        0 => phys.i64().map_err(err)?.max().map(Mark::Int),
+        1 => phys.f64().map_err(err)?.max().map(Mark::Float),
+        _ => phys
+            .str()
+            .map_err(err)?
+            .iter()
+            .flatten()
+            .max()
+            .map(|s| Mark::Text(s.to_string())),
+    };
+    let Some(mark) = mark else {
+        return Ok(None);
+    };
+    let shown = values
+        .max_reduce()
+        .map(|s| s.value().to_string())
+        .unwrap_or_default();
+    Ok(Some(HighWater {
+        dtype: values.dtype().to_string(),
+        mark,
+        shown: shown.trim_matches('"').to_string(),
+    }))
+}
+
+fn greater(a: &Mark, b: &Mark) -> bool {
+    match (a, b) {
+        (Mark::Int(a), Mark::Int(b)) => a > b,
+        (Mark::Float(a), Mark::Float(b)) => a > b,
+        (Mark::Text(a), Mark::Text(b)) => a > b,
+        _ => true,
+    }
+}
