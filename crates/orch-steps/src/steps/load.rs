@@ -27,7 +27,7 @@ use serde::Serialize;
 
 pub const TYPE: StepType = StepType {
     name: "load",
-    summary: "Read a CSV or Parquet file (header, delimiter, quoting with multi-line fields, declared schema with date formats; rows that do not fit: `on_bad_rows: fail | skip | quarantine`).",
+    summary: "Read a CSV or Parquet file, or a folder or glob of them (header, delimiter, quoting with multi-line fields, declared schema with date formats; rows that do not fit: `on_bad_rows: fail | skip | quarantine`; `incremental: append | files | {column: c}`).",
     arity: Arity::None,
     example: "- id: invoices\n  type: load\n  path: ${input_dir}/invoices.csv\n  schema:\n    invoice_id: int64\n    account_id: int64\n    date_issued: date\n",
     decode,
