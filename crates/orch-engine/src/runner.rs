@@ -209,7 +209,18 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                     });
                 }
             }
-            report.steps[a.step].note = Some(a.note.clone());
+            let r = &mut report.steps[a.step];
+            r.note = Some(a.note.clone());
+            for w in &a.warnings {
+                tracing::warn!(step = %s.id, "{w}");
+            }
+            r.warnings.extend(a.warnings.iter().cloned());
+            // Read here, before the plan ran: the source ran if it parsed anything.
+            if a.new_rows > 0 || !a.incremental {
+                r.status = StepStatus::Ran;
+                r.rows = Some(a.watermark.rows as usize);
+                r.elapsed = a.elapsed;
+            }
             report.records.push((
                 s.id.clone(),
                 orch_state::StepRecord {

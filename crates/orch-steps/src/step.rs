@@ -88,14 +88,27 @@ pub enum IncrementalSource {
     /// `append`: one file that only grows; new rows are the bytes after the last read.
     Append { path: String },
     /// `files`: a folder or glob of files (daily drops); new rows are the files not read
-    /// before. `files` are the matching files now, sorted by name.
-    Files { files: Vec<String> },
+    /// before. `files` are the files `pattern` matches now, sorted by name.
+    Files { pattern: String, files: Vec<String> },
     /// `column`: rows whose `column` is above the largest value read before (a high-water
-    /// mark). `files` are the files the step reads.
-    Column { files: Vec<String>, column: String },
+    /// mark). `files` are the files `pattern` (the step's path) names now.
+    Column {
+        pattern: String,
+        files: Vec<String>,
+        column: String,
+    },
 }
 
 impl IncrementalSource {
+    /// The path as written (after parameters): a file, a folder or a glob.
+    pub fn pattern(&self) -> &str {
+        match self {
+            IncrementalSource::Append { path } => path,
+            IncrementalSource::Files { pattern, .. }
+            | IncrementalSource::Column { pattern, .. } => pattern,
+        }
+    }
+
     /// The mode's name, as written in the pipeline.
     pub fn mode(&self) -> &'static str {
         match self {
@@ -139,7 +152,11 @@ pub trait Step: Send + Sync + Debug {
     /// Reads another file with exactly this step's options (schema, formats, delimiter):
     /// used to parse an appended tail saved as a small file of its own, or one file of a
     /// folder of daily drops.
-    fn read_other(&self, _path: &str) -> Result<LazyFrame, RunError> {
+    ///
+    /// `origin`: when `path` holds a piece of a larger file (a header line, then an appended
+    /// tail), that file and the number of lines to add to the piece's line numbers, so that
+    /// messages about bad rows point into the file the user knows.
+    fn read_other(&self, _path: &str, _origin: Option<(&str, u64)>) -> Result<LazyFrame, RunError> {
         Err(RunError::internal(
             "read_other called on a step that is not a load",
         ))

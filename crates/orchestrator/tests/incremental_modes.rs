@@ -461,3 +461,103 @@ steps:
         );
     }
 }
+
+/// Runs `p.yaml` in `dir` with `output_dir=dir/out`; returns (exit code, stdout + stderr).
+fn run_in(dir: &Path) -> (i32, String) {
+    let o = run(&[
+        "run",
+        dir.join("p.yaml").to_str().unwrap(),
+        "-p",
+        &format!("input_dir={}", dir.display()),
+        "-p",
+        &format!("output_dir={}", dir.join("out").display()),
+    ]);
+    (code(&o), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
+#[test]
+fn bad_rows_of_incremental_reads_are_located_in_the_users_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = |path: &str, mode: &str, policy: &str| {
+        std::fs::write(
+            d.join("p.yaml"),
+            format!(
+                "name: t
+params:
+  output_dir: {{type: path, default: out}}
+steps:
+  - id: inv
+    type: load
+    path: {path}
+    incremental: {mode}
+    on_bad_rows: {policy}
+    schema: {{invoice_id: int64, account_id: int64}}
+  - {{id: w, type: write, input: inv, path: '${{output_dir}}/inv.csv'}}
+"
+            ),
+        )
+        .unwrap();
+    };
+    // append: a bad row in an appended tail is reported at its line in the file itself (the
+    // tail is parsed as a piece of its own).
+    pipeline("${input_dir}/inv.csv", "append", "quarantine");
+    let file = d.join("inv.csv");
+    std::fs::write(&file, "invoice_id,account_id\n1,1\n2,x\n").unwrap();
+    let (c, out) = run_in(d);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("quarantined 1 bad row of `"), "{out}");
+    assert!(out.contains("inv.csv` into `"), "{out}");
+    assert!(out.contains("line 3, column `account_id`"), "{out}");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"3,3\n4,\"y\nz\"\n5,5\n6,q\n").unwrap();
+    drop(f);
+    let (c, out) = run_in(d);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("appended: 2 new rows"), "{out}");
+    assert!(
+        !out.contains(".tail-"),
+        "the temporary piece is not named:\n{out}"
+    );
+    // Line 5 holds a quoted field with a line break (lines 5-6); `q` is on line 8.
+    let q = read_csv_text(&d.join("out/quarantine/inv.csv"));
+    let lines: Vec<Option<&str>> = q.column("line").unwrap().str().unwrap().iter().collect();
+    assert_eq!(lines, [Some("5"), Some("8")], "{q}");
+    // With `fail`, the run stops and names the file and line.
+    pipeline("${input_dir}/inv.csv", "append", "skip");
+    assert_eq!(run_in(d).0, 0);
+    pipeline("${input_dir}/inv.csv", "append", "fail");
+    std::fs::write(&file, "invoice_id,account_id\n1,1\n").unwrap();
+    assert_eq!(run_in(d).0, 0);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"2,2\n3,oops\n").unwrap();
+    drop(f);
+    let (c, out) = run_in(d);
+    assert_eq!(c, 1, "{out}");
+    let at = format!("bad row in `{}` at line 4", file.display());
+    assert!(out.contains(&at), "{out}");
+
+    // files: each drop's bad rows are reported (none is lost to the next file's read) and
+    // quarantined into a file named like the drop.
+    std::fs::create_dir(d.join("drops")).unwrap();
+    std::fs::write(d.join("drops/a.csv"), "invoice_id,account_id\n1,1\n2,x\n").unwrap();
+    std::fs::write(d.join("drops/b.csv"), "invoice_id,account_id\n3,y\n").unwrap();
+    std::fs::write(d.join("drops/c.csv"), "invoice_id,account_id\n4,4\n").unwrap();
+    pipeline("${input_dir}/drops/*.csv", "files", "quarantine");
+    let (c, out) = run_in(d);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("drops/a.csv` into `"), "{out}");
+    assert!(out.contains("drops/b.csv` into `"), "{out}");
+    let qa = std::fs::read_to_string(d.join("out/quarantine/inv/a.csv")).unwrap();
+    let qb = std::fs::read_to_string(d.join("out/quarantine/inv/b.csv")).unwrap();
+    assert!(qa.contains("\n3,account_id,x,"), "{qa}");
+    assert!(qb.contains("\n2,account_id,y,"), "{qb}");
+    let rows = std::fs::read_to_string(d.join("out/inv.csv")).unwrap();
+    assert_eq!(rows, "invoice_id,account_id\n1,1\n4,4\n");
+}

@@ -117,7 +117,7 @@ pub fn read_append(
         })?
         .len();
     let (key, dir) = parts_dir(plan, i, state_dir);
-    let own = own_watermark(prev, full_refresh);
+    let own = own_watermark(prev, full_refresh, &key);
     // Candidates: this pipeline's own watermark first, then the other pipelines' for the
     // same file and options (longest first), all checked against one hash pass.
     let mut candidates: Vec<Watermark> = own.clone().into_iter().collect();
@@ -192,9 +192,15 @@ pub fn read_append(
     if has_data {
         // The load step parses the new bytes itself (same schema, formats, checks): give it
         // the header line followed by the tail, as a file of its own.
+        // Lines of the file before the tail; the piece starts with the header line, so its
+        // line 2 is the file's line `lines_before + 1`.
+        let mut origin = None;
         let chunk_file = if start == 0 && end == size {
             path.to_path_buf()
         } else {
+            if start > 0 {
+                origin = Some((file.as_str(), lines_before(path, start)?.saturating_sub(1)));
+            }
             let mut content = if start == 0 {
                 Vec::new()
             } else {
@@ -211,7 +217,7 @@ pub fn read_append(
         };
         let result = s
             .step
-            .read_other(&chunk_file.display().to_string())
+            .read_other(&chunk_file.display().to_string(), origin)
             .and_then(|lf| super::collect_new(plan, i, lf, &format!("new rows of `{file}`")));
         if chunk_file != path {
             let _ = std::fs::remove_file(&chunk_file);
@@ -254,7 +260,18 @@ pub fn read_append(
         note,
         new_rows,
         hashes: vec![(file, content_hash)],
+        warnings: Vec::new(),
+        elapsed: Default::default(),
     })
+}
+
+/// Line breaks in the first `n` bytes of the file.
+fn lines_before(path: &Path, n: u64) -> Result<u64, RunError> {
+    let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
+    // SAFETY: read-only map of an input file (see `hash_once`).
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| RunError::io(path.display(), e))?;
+    let n = (n as usize).min(map.len());
+    Ok(memchr::memchr_iter(b'\n', &map[..n]).count() as u64)
 }
 
 fn read_header(path: &Path) -> Result<Vec<u8>, RunError> {

@@ -59,9 +59,12 @@ pub fn read_column(
     }
     let content = h.finalize().to_hex().to_string();
     let (key, dir) = parts_dir(plan, i, state_dir);
-    let own = own_watermark(prev, full_refresh);
+    let own = own_watermark(prev, full_refresh, &key);
     let mut reason = match &own {
         None if full_refresh => Some("--full-refresh".to_string()),
+        None if prev.is_some_and(|r| r.watermark.is_some()) => {
+            Some("the step's path or options changed".to_string())
+        }
         None => Some("first run".to_string()),
         Some(w) if w.high_water.is_none() => Some("no high-water mark was recorded".into()),
         Some(w) => missing_part(w),
@@ -79,6 +82,8 @@ pub fn read_column(
                 note: "unchanged".into(),
                 new_rows: 0,
                 hashes,
+                warnings: Vec::new(),
+                elapsed: Default::default(),
             });
         }
     }
@@ -180,6 +185,8 @@ pub fn read_column(
         note,
         new_rows,
         hashes,
+        warnings: Vec::new(),
+        elapsed: Default::default(),
     })
 }
 

@@ -42,13 +42,16 @@ pub fn read_files(
             })
         })
         .collect::<Result<Vec<_>, RunError>>()?;
-    let own = own_watermark(prev, full_refresh);
+    let (key, dir) = parts_dir(plan, i, state_dir);
+    let own = own_watermark(prev, full_refresh, &key);
     let reason = match &own {
         None if full_refresh => Some("--full-refresh".to_string()),
+        None if prev.is_some_and(|r| r.watermark.is_some()) => {
+            Some("the step's path or options changed".to_string())
+        }
         None => Some("first run".to_string()),
         Some(w) => missing_part(w).or_else(|| changed_file(&w.files, &now)),
     };
-    let (key, dir) = parts_dir(plan, i, state_dir);
     let (mut parts, mut rows, read_before) = match (&reason, own) {
         (None, Some(w)) => (w.parts, w.rows, w.files),
         _ => (Vec::new(), 0, Vec::new()),
@@ -64,7 +67,7 @@ pub fn read_files(
     if !new.is_empty() {
         let plans = new
             .iter()
-            .map(|f| s.step.read_other(&f.path))
+            .map(|f| s.step.read_other(&f.path, None))
             .collect::<Result<Vec<_>, _>>()?;
         let stacked = concat(plans, UnionArgs::default())
             .map_err(|e| RunError::engine(format!("step `{}`: stacking new files", s.id), e))?;
@@ -115,6 +118,8 @@ pub fn read_files(
         note,
         new_rows,
         hashes,
+        warnings: Vec::new(),
+        elapsed: Default::default(),
     })
 }
 

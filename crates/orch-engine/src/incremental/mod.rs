@@ -113,6 +113,9 @@ pub struct SourceRead {
     /// Content hashes of the files read (path, hash): the step's fingerprint uses them, so
     /// nothing is hashed twice.
     pub hashes: Vec<(String, String)>,
+    /// Rows the read set aside (`on_bad_rows: skip | quarantine`), as run warnings.
+    pub warnings: Vec<String>,
+    pub elapsed: std::time::Duration,
 }
 
 /// Reads what is new in incremental source `i`, in its mode. `shared` are the watermarks
@@ -125,27 +128,36 @@ pub fn read_source(
     full_refresh: bool,
     state_dir: &Path,
 ) -> Result<SourceRead, RunError> {
-    match plan.steps[i].step.incremental() {
+    let t0 = std::time::Instant::now();
+    let step = &plan.steps[i].step;
+    let mut read = match step.incremental() {
         Some(IncrementalSource::Append { .. }) => {
             read_append(plan, i, prev, shared, full_refresh, state_dir)
         }
-        Some(IncrementalSource::Files { files }) => {
+        Some(IncrementalSource::Files { files, .. }) => {
             files::read_files(plan, i, &files, prev, full_refresh, state_dir)
         }
-        Some(IncrementalSource::Column { files, column }) => {
+        Some(IncrementalSource::Column { files, column, .. }) => {
             column::read_column(plan, i, &files, &column, prev, full_refresh, state_dir)
         }
         None => Err(RunError::internal("not an incremental source")),
-    }
+    }?;
+    // The load kept what it set aside while parsing; a load's `validate` hands it over.
+    read.warnings = step.validate(&DataFrame::empty())?;
+    read.elapsed = t0.elapsed();
+    Ok(read)
 }
 
-/// The previous watermark of a source, unless this is a full refresh.
-fn own_watermark(prev: Option<&StepRecord>, full_refresh: bool) -> Option<Watermark> {
+/// The previous watermark of a source, unless this is a full refresh or it was kept for
+/// another source (the step's path, mode or options changed: its parts hold other rows).
+/// Watermarks from before keys existed (empty key) are left to the mode's own checks.
+fn own_watermark(prev: Option<&StepRecord>, full_refresh: bool, key: &str) -> Option<Watermark> {
     if full_refresh {
         return None;
     }
     prev.and_then(|r| r.watermark.clone())
-        .and_then(|w| serde_json::from_value(w).ok())
+        .and_then(|w| serde_json::from_value::<Watermark>(w).ok())
+        .filter(|w| w.key.is_empty() || w.key == key)
 }
 
 /// Why a watermark's parts cannot be used, if one is missing.
@@ -156,17 +168,14 @@ fn missing_part(w: &Watermark) -> Option<String> {
         .then(|| "a stored part is missing".to_string())
 }
 
-/// The shared-parts key of incremental source `i`: what it reads (for `append`, the file's
-/// canonical path; otherwise the working folder, since its paths may be relative) and the
-/// load's options.
+/// The shared-parts key of incremental source `i`: what it reads (its path made absolute:
+/// the same file named from another folder is the same source) and the load's options.
 pub fn source_key(plan: &Plan, i: usize) -> Option<String> {
     let s = &plan.steps[i];
-    let where_ = match s.step.incremental()? {
-        IncrementalSource::Append { path } => {
-            std::fs::canonicalize(&path).unwrap_or_else(|_| PathBuf::from(&path))
-        }
-        _ => std::env::current_dir().unwrap_or_default(),
-    };
+    let pattern = s.step.incremental()?.pattern().to_string();
+    let where_ = std::fs::canonicalize(&pattern)
+        .or_else(|_| std::path::absolute(&pattern))
+        .unwrap_or_else(|_| PathBuf::from(&pattern));
     let mut h = blake3::Hasher::new();
     h.update(where_.to_string_lossy().as_bytes());
     h.update(&[0]);

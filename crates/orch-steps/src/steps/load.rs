@@ -93,6 +93,10 @@ pub struct Load {
     pub quarantine: Arc<std::sync::Mutex<Vec<Staged>>>,
     #[serde(skip)]
     pub path_span: Span,
+    /// When this load parses a piece of a larger file (an appended tail saved on its own):
+    /// the file to name in messages, and how many lines come before the piece there.
+    #[serde(skip)]
+    pub origin: Option<(String, u64)>,
 }
 
 /// What a CSV `load` does with a row that does not fit the declared schema.
@@ -187,6 +191,7 @@ fn decode(decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<
         findings: Arc::default(),
         quarantine: Arc::default(),
         path_span,
+        origin: None,
     }))
 }
 
@@ -637,17 +642,21 @@ impl Step for Load {
                 path: self.local_path(),
             },
             Incremental::Files => IncrementalSource::Files {
+                pattern: self.local_path(),
                 files: self.reads(),
             },
             Incremental::Column(c) => IncrementalSource::Column {
+                pattern: self.local_path(),
                 files: self.reads(),
                 column: c.clone(),
             },
         })
     }
 
-    fn read_other(&self, path: &str) -> Result<LazyFrame, RunError> {
-        self.one_file(path).to_polars(Vec::new(), &[])
+    fn read_other(&self, path: &str, origin: Option<(&str, u64)>) -> Result<LazyFrame, RunError> {
+        let mut one = self.one_file(path);
+        one.origin = origin.map(|(f, n)| (f.to_string(), n));
+        one.to_polars(Vec::new(), &[])
     }
 
     fn to_polars(
@@ -887,9 +896,12 @@ impl Load {
                 .collect(),
         };
         let schema = output_schema(&columns);
+        let (shown, line_offset) = self.origin.clone().unwrap_or_else(|| (path.clone(), 0));
         let scan = CsvScan {
             load: self.clone(),
             path: path.clone(),
+            shown,
+            line_offset,
             file_columns: file_cols.names().map(str::to_string).collect(),
             columns,
         };
@@ -915,6 +927,10 @@ fn output_schema(cols: &[ColumnDecl]) -> polars::prelude::Schema {
 struct CsvScan {
     load: Load,
     path: String,
+    /// The file named in messages (`path` itself, or the file an appended tail came from).
+    shown: String,
+    /// Lines before `path`'s first line in `shown` (0 unless a tail), added to line numbers.
+    line_offset: u64,
     /// The declared columns (or, without a schema, every column with its inferred type).
     columns: Vec<ColumnDecl>,
     /// The file's columns, in file order.
@@ -1136,6 +1152,9 @@ impl CsvScan {
                 });
             }
         }
+        for b in &mut bad {
+            b.line += self.line_offset;
+        }
         bad.sort_by_key(|b| b.line);
         if self.load.on_bad_rows.is_fail() {
             return match bad.first() {
@@ -1161,7 +1180,7 @@ impl CsvScan {
     fn io_error(&self, e: std::io::Error) -> PolarsError {
         BadInputError {
             step: self.load.id.clone(),
-            message: format!("load `{}`: reading `{}`: {e}", self.load.id, self.path),
+            message: format!("load `{}`: reading `{}`: {e}", self.load.id, self.shown),
             hint: None,
         }
         .into_polars()
@@ -1175,7 +1194,7 @@ impl CsvScan {
             step: self.load.id.clone(),
             message: format!(
                 "load `{}`: cannot read `{}`: {first}",
-                self.load.id, self.path
+                self.load.id, self.shown
             ),
             hint: Some(
                 "check the file against the step's `schema`, `delimiter` and `quote`".into(),
@@ -1209,7 +1228,7 @@ impl CsvScan {
             step: id.clone(),
             message: format!(
                 "load `{id}`: bad row in `{}` at {at}: {}{more}",
-                self.path, first.reason
+                self.shown, first.reason
             ),
             hint: Some(hint),
         }
@@ -1224,7 +1243,7 @@ impl CsvScan {
             notes.push(format!(
                 "ignored {blank} blank line{} in `{}`",
                 if blank == 1 { "" } else { "s" },
-                self.path
+                self.shown
             ));
         }
         let first = bad.first().map(|b| match &b.column {
@@ -1238,7 +1257,7 @@ impl CsvScan {
                 if total > 0 {
                     notes.push(format!(
                         "skipped {total} bad {rows} of `{}`{}",
-                        self.path,
+                        self.shown,
                         first.unwrap_or_default()
                     ));
                 }
@@ -1249,7 +1268,7 @@ impl CsvScan {
                 if total > 0 {
                     notes.push(format!(
                         "quarantined {total} bad {rows} of `{}` into `{qpath}`{}",
-                        self.path,
+                        self.shown,
                         first.unwrap_or_default()
                     ));
                 }
@@ -1260,7 +1279,8 @@ impl CsvScan {
                 tracing::warn!(step = %self.load.id, "{n}");
             }
         } else if let Ok(mut f) = self.load.findings.lock() {
-            *f = notes;
+            // Several files (a folder, or an appended tail) add to what was set aside.
+            f.extend(notes);
         }
         Ok(())
     }
@@ -1842,6 +1862,7 @@ mod bad_row_tests {
             findings: Arc::default(),
             quarantine: Arc::default(),
             path_span: Span::default(),
+            origin: None,
         }
     }
 
