@@ -321,6 +321,7 @@ fn staged_record(st: &Staged) -> Result<FileRecord, RunError> {
         size,
         hash: crate::fingerprint::file_hash(tmp)?,
         mtime_ns: crate::fingerprint::mtime_ns(tmp),
+        ..Default::default()
     })
 }
 
@@ -607,6 +608,7 @@ fn records(
                 cache_file: o.cache_file.clone(),
                 watermark: None,
                 stored: o.stored.clone(),
+                ..Default::default()
             },
             // Computed inside another unit: recorded too, so that the next run knows what
             // it was computed from (incremental runs compare delta fingerprints).
@@ -810,6 +812,7 @@ impl Work {
                         size,
                         hash,
                         mtime_ns: crate::fingerprint::mtime_ns(tmp),
+                        ..Default::default()
                     });
                 }
                 Ok(UnitOutput {

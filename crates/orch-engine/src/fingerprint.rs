@@ -20,6 +20,84 @@ pub fn file_hash(path: &Path) -> Result<String, RunError> {
     Ok(h.finalize().to_hex().to_string())
 }
 
+/// What a file's status says about its content: size, mtime, ctime, inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    size: u64,
+    mtime_ns: u64,
+    ctime_ns: u64,
+    ino: u64,
+}
+
+#[cfg(unix)]
+pub fn status(path: &Path) -> Option<Status> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let ns = |s: i64, n: i64| {
+        u64::try_from(s)
+            .ok()?
+            .checked_mul(1_000_000_000)?
+            .checked_add(u64::try_from(n).ok()?)
+    };
+    Some(Status {
+        size: m.len(),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec())?,
+        ctime_ns: ns(m.ctime(), m.ctime_nsec())?,
+        ino: m.ino(),
+    })
+}
+
+#[cfg(not(unix))]
+pub fn status(_path: &Path) -> Option<Status> {
+    None
+}
+
+/// The record of an input file whose content hash is `hash`, with its status taken
+/// *before* the hash was computed (a write during hashing changes the ctime, so the next
+/// run hashes again). The status is kept only if the file had been still for two seconds:
+/// file times tick coarsely, and a write in the same tick as the hash must not be missed.
+pub fn input_record(path: &Path, before: Option<Status>, hash: String) -> orch_state::FileRecord {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let settled = before.filter(|b| now.saturating_sub(b.ctime_ns) > 2_000_000_000);
+    orch_state::FileRecord {
+        path: path.display().to_string(),
+        size: before.map_or(0, |b| b.size),
+        hash,
+        mtime_ns: settled.map(|b| b.mtime_ns),
+        ctime_ns: settled.map(|b| b.ctime_ns),
+        ino: settled.map(|b| b.ino),
+    }
+}
+
+/// Whether `rec` (an input record from an earlier run) still describes the file: same
+/// size, mtime, ctime and inode. Then its hash is the file's hash, without reading it.
+pub fn unchanged_since(path: &Path, rec: &orch_state::FileRecord) -> bool {
+    let (Some(now), Some(ctime)) = (status(path), rec.ctime_ns) else {
+        return false;
+    };
+    rec.path == path.display().to_string()
+        && now.size == rec.size
+        && Some(now.mtime_ns) == rec.mtime_ns
+        && now.ctime_ns == ctime
+        && Some(now.ino) == rec.ino
+}
+
+/// The content hash of an input file, reusing `prev` (its record from an earlier run) when
+/// the file's status shows it was not written since.
+pub fn input_hash(
+    path: &Path,
+    prev: Option<&orch_state::FileRecord>,
+) -> Result<orch_state::FileRecord, RunError> {
+    if let Some(p) = prev.filter(|p| unchanged_since(path, p)) {
+        return Ok(p.clone());
+    }
+    let before = status(path);
+    let hash = file_hash(path)?;
+    Ok(input_record(path, before, hash))
+}
+
 /// Modification time of a file, in ns since the epoch.
 pub fn mtime_ns(path: &Path) -> Option<u64> {
     let t = std::fs::metadata(path).ok()?.modified().ok()?;
@@ -59,28 +137,37 @@ fn step_hasher(kind: &[u8], s: &crate::plan::PlannedStep, fps: &[String]) -> bla
     h
 }
 
-/// Fingerprints of every step, indexed like `plan.steps`. A source file that does not exist
-/// hashes as "missing" (the run itself reports it). `known` holds content hashes already
-/// computed this run (append sources), by path.
-pub fn fingerprints(plan: &Plan, known: &HashMap<String, String>) -> Result<Vec<String>, RunError> {
+/// Fingerprints of every step, indexed like `plan.steps`, and the records of the input files
+/// each step reads. A source file that does not exist hashes as "missing" (the run itself
+/// reports it). `known` holds the records of files already hashed this run (incremental
+/// sources); `previous` the records of earlier runs, reused for files not written since.
+pub fn fingerprints(
+    plan: &Plan,
+    known: &HashMap<String, orch_state::FileRecord>,
+    previous: &HashMap<String, orch_state::FileRecord>,
+) -> Result<(Vec<String>, Vec<Vec<orch_state::FileRecord>>), RunError> {
     let mut fps = vec![String::new(); plan.steps.len()];
+    let mut inputs = vec![Vec::new(); plan.steps.len()];
     for &i in &plan.order {
         let s = &plan.steps[i];
         let mut h = step_hasher(b"", s, &fps);
         for file in s.step.reads() {
             let p = Path::new(&file);
             h.update(&[2]);
-            if let Some(hash) = known.get(&file) {
-                h.update(hash.as_bytes());
+            if let Some(rec) = known.get(&file) {
+                h.update(rec.hash.as_bytes());
+                inputs[i].push(rec.clone());
             } else if p.exists() {
-                h.update(file_hash(p)?.as_bytes());
+                let rec = input_hash(p, previous.get(&file))?;
+                h.update(rec.hash.as_bytes());
+                inputs[i].push(rec);
             } else {
                 h.update(b"missing");
             }
         }
         fps[i] = h.finalize().to_hex().to_string();
     }
-    Ok(fps)
+    Ok((fps, inputs))
 }
 
 /// Fingerprints without the content of incremental (append) sources, indexed like

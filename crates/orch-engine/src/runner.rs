@@ -61,17 +61,27 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             .into_iter()
             .collect()
     };
-    // Parts other pipelines of this state folder keep (shared by file and load options).
-    let shared: Arc<Vec<StepRecord>> = Arc::new(if cfg.full_refresh {
+    let all_steps = if cfg.full_refresh {
         Vec::new()
     } else {
-        store
-            .all_steps()
-            .map_err(|e| state_failure(&plan, e))?
+        store.all_steps().map_err(|e| state_failure(&plan, e))?
+    };
+    // Input files as earlier runs of any pipeline of this state folder hashed them: a file
+    // not written since is not hashed again.
+    let inputs: Arc<crate::incremental::Inputs> = Arc::new(
+        all_steps
+            .iter()
+            .flat_map(|r| r.inputs.iter())
+            .map(|f| (f.path.clone(), f.clone()))
+            .collect(),
+    );
+    // Parts other pipelines of this state folder keep (shared by file and load options).
+    let shared: Arc<Vec<StepRecord>> = Arc::new(
+        all_steps
             .into_iter()
             .filter(|r| r.watermark.is_some())
-            .collect()
-    });
+            .collect(),
+    );
     // Incremental sources, side by side: read only what was appended since the last run.
     let mut reads = tokio::task::JoinSet::new();
     for (i, s) in plan.steps.iter().enumerate() {
@@ -80,9 +90,9 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         }
         let p = Arc::clone(&plan);
         let prev = previous.get(&s.id).cloned();
-        let shared = Arc::clone(&shared);
+        let (shared, inputs) = (Arc::clone(&shared), Arc::clone(&inputs));
         let (full, dir) = (cfg.full_refresh, cfg.state_dir.clone());
-        reads.spawn_blocking(move || read_incremental(&p, i, prev, &shared, full, &dir));
+        reads.spawn_blocking(move || read_incremental(&p, i, prev, &shared, &inputs, full, &dir));
     }
     let mut appends: Vec<SourceRead> = Vec::new();
     while let Some(joined) = reads.join_next().await {
@@ -127,15 +137,16 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             Ok(())
         })
     };
-    let fingerprints = {
+    let (fingerprints, input_records) = {
         let p = Arc::clone(&plan);
-        // Append sources were just hashed in full: reuse those hashes.
-        let known: HashMap<String, String> = appends
+        // Incremental sources were just hashed: reuse those hashes.
+        let known: HashMap<String, FileRecord> = appends
             .iter()
-            .flat_map(|a| a.hashes.iter().cloned())
+            .flat_map(|a| a.hashes.iter().map(|r| (r.path.clone(), r.clone())))
             .collect();
+        let inputs = Arc::clone(&inputs);
         // Hashing input files is I/O-bound work: keep it off the scheduler threads.
-        tokio::task::spawn_blocking(move || fingerprint::fingerprints(&p, &known))
+        tokio::task::spawn_blocking(move || fingerprint::fingerprints(&p, &known, &inputs))
             .await
             .map_err(RunError::internal)
             .and_then(|r| r)
@@ -233,6 +244,12 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                 },
             ));
         }
+        // The input files each step read, for the next run's hashing.
+        for (id, rec) in &mut report.records {
+            if let Some(i) = plan.index(id) {
+                rec.inputs.clone_from(&input_records[i]);
+            }
+        }
     }
     let run_id = store.next_run_id(&plan.name).unwrap_or(0);
     let (report, status, error) = match &result {
@@ -289,6 +306,7 @@ fn read_incremental(
     i: usize,
     prev: Option<StepRecord>,
     shared: &[StepRecord],
+    inputs: &crate::incremental::Inputs,
     full: bool,
     dir: &Path,
 ) -> Result<SourceRead, (String, RunError)> {
@@ -312,8 +330,14 @@ fn read_incremental(
             }
         }
     }
-    let mut r = crate::incremental::read_source(p, i, prev_rec, &shared_wms, full, dir)
-        .map_err(|e| (s.id.clone(), e))?;
+    let earlier = crate::incremental::Earlier {
+        prev: prev_rec,
+        shared: &shared_wms,
+        inputs,
+        full_refresh: full,
+    };
+    let mut r =
+        crate::incremental::read_source(p, i, earlier, dir).map_err(|e| (s.id.clone(), e))?;
     if let Some(why) = damaged {
         tracing::warn!(step = %s.id, "a stored part is damaged ({why}): reading the whole file again");
         r.note = format!(
@@ -373,6 +397,7 @@ impl PartJob {
                 size,
                 hash: fingerprint::file_hash(&on_disk)?,
                 mtime_ns: fingerprint::mtime_ns(&on_disk),
+                ..Default::default()
             });
         }
         Ok((staged, out))

@@ -108,7 +108,7 @@ impl Drop for StateLock {
 }
 
 /// A file a step wrote, as recorded after the run that wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FileRecord {
     pub path: String,
     pub size: u64,
@@ -118,6 +118,14 @@ pub struct FileRecord {
     /// time is trusted without hashing it again (an unchanged rerun stays cheap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime_ns: Option<u64>,
+    /// For input files: the status-change time and inode when hashed. Every write to a file
+    /// changes its ctime (which, unlike mtime, cannot be set back), so a file with the same
+    /// size, mtime, ctime and inode still has the recorded content. Set only when the file
+    /// had been still for a while when hashed (a write in the same clock tick is not missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
 }
 
 /// What the state knows about one step after its last successful run.
@@ -140,6 +148,10 @@ pub struct StepRecord {
     /// two runs when only appended rows differ, so the step may process just those rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta_fp: Option<String>,
+    /// The input files the step read, with their content hash and status when hashed: an
+    /// unchanged file (same status) is not hashed again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<FileRecord>,
 }
 
 /// One step's line in a run record.

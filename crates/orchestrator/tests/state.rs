@@ -87,6 +87,76 @@ fn unchanged_rerun_is_all_cached_and_rewrites_nothing() {
     );
 }
 
+/// Rewrites `path` with `edit` applied, keeping its size and setting its modification time
+/// back to what it was: only the status-change time (ctime) tells that it was written.
+fn edit_keeping_size_and_mtime(path: &Path, edit: impl Fn(&str) -> String) {
+    let before = std::fs::read_to_string(path).unwrap();
+    let t = mtime(path);
+    let after = edit(&before);
+    assert_eq!(before.len(), after.len(), "the edit keeps the size");
+    assert_ne!(before, after);
+    std::fs::write(path, after).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_modified(t).unwrap();
+    assert_eq!(mtime(path), t);
+}
+
+#[test]
+fn files_not_written_since_are_not_hashed_again_and_a_hidden_edit_is_still_seen() {
+    let data = bundled_data_copy();
+    let out = tempfile::tempdir().unwrap();
+    // Files written less than two seconds before they are hashed are hashed again next
+    // time (a write in the same clock tick would not show in their status): let them settle.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let summary = stdout(&o);
+    assert!(
+        summary.contains("step `invoices`: appended: 0 new rows (not written since the last run)"),
+        "an unchanged append source is not even hashed:\n{summary}"
+    );
+    assert_eq!(status_of(&summary, "write_csv"), "cached", "{summary}");
+    let before = std::fs::read_to_string(out.path().join("late_payment.csv")).unwrap();
+
+    // A price edited in place, same size, mtime set back: the content hash still decides.
+    let skus = data.path().join("skus.csv");
+    edit_keeping_size_and_mtime(&skus, |t| {
+        let line = t.lines().nth(1).unwrap();
+        let mut f: Vec<String> = line.split(',').map(String::from).collect();
+        let last = f[4].pop().unwrap();
+        f[4].push(if last == '1' { '2' } else { '1' });
+        t.replacen(line, &f.join(","), 1)
+    });
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(status_of(&stdout(&o), "write_csv"), "ran", "{}", stdout(&o));
+    let after = std::fs::read_to_string(out.path().join("late_payment.csv")).unwrap();
+    assert_ne!(before, after, "the edited price counts");
+
+    // The same for a row of an append source: read in full again.
+    let invoices = data.path().join("invoices.csv");
+    edit_keeping_size_and_mtime(&invoices, |t| {
+        t.replacen("\n2,1,2020-03-19\n", "\n2,1,2020-03-18\n", 1)
+    });
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("full read (rows already read were changed or removed)"),
+        "{}",
+        stdout(&o)
+    );
+    let full = tempfile::tempdir().unwrap();
+    assert_eq!(
+        code(&run_lp(data.path(), full.path(), &["--full-refresh"])),
+        0
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("late_payment.csv")).unwrap(),
+        std::fs::read(full.path().join("late_payment.csv")).unwrap()
+    );
+}
+
 #[test]
 fn a_changed_source_invalidates_what_depends_on_it() {
     let data = bundled_data_copy();

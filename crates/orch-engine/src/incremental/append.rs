@@ -9,9 +9,9 @@
 //! options (the bundled pair) parse it once. Parts are immutable and named by byte range and
 //! content, so sharing them needs no coordination beyond the state folder's lock.
 
-use super::{own_watermark, parts_dir, SourceRead, Watermark};
+use super::{missing_part, own_watermark, parts_dir, SourceRead, Watermark};
+use crate::fingerprint;
 use crate::plan::Plan;
-use orch_state::StepRecord;
 use orch_steps::{IncrementalSource, RunError};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -77,7 +77,7 @@ fn invalid_reason(
             w.bytes
         )));
     }
-    if let Some(why) = super::missing_part(w) {
+    if let Some(why) = missing_part(w) {
         return Ok(Some(why));
     }
     if prefix_hash != Some(w.prefix_hash.as_str()) {
@@ -98,11 +98,15 @@ fn invalid_reason(
 pub fn read_append(
     plan: &Plan,
     i: usize,
-    prev: Option<&StepRecord>,
-    shared: &[Watermark],
-    full_refresh: bool,
+    earlier: super::Earlier<'_>,
     state_dir: &Path,
 ) -> Result<SourceRead, RunError> {
+    let super::Earlier {
+        prev,
+        shared,
+        inputs,
+        full_refresh,
+    } = earlier;
     let s = &plan.steps[i];
     let Some(IncrementalSource::Append { path: file }) = s.step.incremental() else {
         return Err(RunError::internal("not an append source"));
@@ -118,6 +122,30 @@ pub fn read_append(
         .len();
     let (key, dir) = parts_dir(plan, i, state_dir);
     let own = own_watermark(prev, full_refresh, &key);
+    let before = fingerprint::status(path);
+    // Not written since a run recorded it, and this pipeline's parts cover all of it:
+    // nothing new, and nothing to hash (an unchanged rerun stays cheap at any size).
+    if let (Some(w), Some(rec)) = (&own, inputs.get(&file)) {
+        if w.bytes == size
+            && w.prefix_hash == rec.hash
+            && missing_part(w).is_none()
+            && fingerprint::unchanged_since(path, rec)
+        {
+            return Ok(SourceRead {
+                step: i,
+                old_parts: w.parts.iter().map(PathBuf::from).collect(),
+                new_frame: None,
+                new_part: None,
+                incremental: true,
+                watermark: w.clone(),
+                note: "appended: 0 new rows (not written since the last run)".into(),
+                new_rows: 0,
+                hashes: vec![rec.clone()],
+                warnings: Vec::new(),
+                elapsed: Default::default(),
+            });
+        }
+    }
     // Candidates: this pipeline's own watermark first, then the other pipelines' for the
     // same file and options (longest first), all checked against one hash pass.
     let mut candidates: Vec<Watermark> = own.clone().into_iter().collect();
@@ -259,7 +287,7 @@ pub fn read_append(
         watermark,
         note,
         new_rows,
-        hashes: vec![(file, content_hash)],
+        hashes: vec![fingerprint::input_record(path, before, content_hash)],
         warnings: Vec::new(),
         elapsed: Default::default(),
     })

@@ -9,10 +9,8 @@
 //! `append` (which hashes what it read) or a full refresh. Rows whose `c` is empty are never
 //! above the mark; they count among the rows at or below it.
 
-use super::{collect_new, missing_part, own_watermark, parts_dir, SourceRead, Watermark};
-use crate::fingerprint::file_hash;
+use super::{collect_new, hash_files, parts_dir, previous, SourceRead, Watermark};
 use crate::plan::Plan;
-use orch_state::StepRecord;
 use orch_steps::RunError;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -42,32 +40,22 @@ pub fn read_column(
     i: usize,
     files: &[String],
     column: &str,
-    prev: Option<&StepRecord>,
-    full_refresh: bool,
+    earlier: super::Earlier<'_>,
     state_dir: &Path,
 ) -> Result<SourceRead, RunError> {
+    let super::Earlier {
+        prev,
+        inputs,
+        full_refresh,
+        ..
+    } = earlier;
     let s = &plan.steps[i];
-    let hashes = files
-        .iter()
-        .map(|f| Ok((f.clone(), file_hash(Path::new(f))?)))
-        .collect::<Result<Vec<_>, RunError>>()?;
-    let mut h = blake3::Hasher::new();
-    for (f, hash) in &hashes {
-        h.update(f.as_bytes());
-        h.update(&[0]);
-        h.update(hash.as_bytes());
-    }
-    let content = h.finalize().to_hex().to_string();
+    let (hashes, content) = hash_files(files, inputs)?;
     let (key, dir) = parts_dir(plan, i, state_dir);
-    let own = own_watermark(prev, full_refresh, &key);
-    let mut reason = match &own {
-        None if full_refresh => Some("--full-refresh".to_string()),
-        None if prev.is_some_and(|r| r.watermark.is_some()) => {
-            Some("the step's path or options changed".to_string())
-        }
-        None => Some("first run".to_string()),
-        Some(w) if w.high_water.is_none() => Some("no high-water mark was recorded".into()),
-        Some(w) => missing_part(w),
+    let (own, mut reason) = match previous(prev, full_refresh, &key) {
+        Ok(w) if w.high_water.is_none() => (None, Some("no high-water mark was recorded".into())),
+        Ok(w) => (Some(w), None),
+        Err(why) => (None, Some(why)),
     };
     // Nothing changed since the last read: no parse at all.
     if let (None, Some(w)) = (&reason, &own) {

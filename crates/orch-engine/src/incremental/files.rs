@@ -10,10 +10,8 @@
 //! takes every file in name order, so the two orders differ only when a new file's name
 //! sorts before an old one's; results that depend on row order should `sort`.
 
-use super::{collect_new, missing_part, own_watermark, parts_dir, SeenFile, SourceRead, Watermark};
-use crate::fingerprint::file_hash;
+use super::{collect_new, hash_files, parts_dir, previous, SeenFile, SourceRead, Watermark};
 use crate::plan::Plan;
-use orch_state::StepRecord;
 use orch_steps::RunError;
 use polars::prelude::{concat, UnionArgs};
 use std::path::{Path, PathBuf};
@@ -23,38 +21,36 @@ pub fn read_files(
     plan: &Plan,
     i: usize,
     files: &[String],
-    prev: Option<&StepRecord>,
-    full_refresh: bool,
+    earlier: super::Earlier<'_>,
     state_dir: &Path,
 ) -> Result<SourceRead, RunError> {
+    let super::Earlier {
+        prev,
+        inputs,
+        full_refresh,
+        ..
+    } = earlier;
     let s = &plan.steps[i];
-    let now = files
+    let (hashes, _) = hash_files(files, inputs)?;
+    let now: Vec<SeenFile> = hashes
         .iter()
-        .map(|f| {
-            let p = Path::new(f);
-            let size = std::fs::metadata(p)
-                .map_err(|e| RunError::io(p.display(), e))?
-                .len();
-            Ok(SeenFile {
-                path: f.clone(),
-                size,
-                hash: file_hash(p)?,
-            })
+        .map(|r| SeenFile {
+            path: r.path.clone(),
+            size: r.size,
+            hash: r.hash.clone(),
         })
-        .collect::<Result<Vec<_>, RunError>>()?;
+        .collect();
     let (key, dir) = parts_dir(plan, i, state_dir);
-    let own = own_watermark(prev, full_refresh, &key);
-    let reason = match &own {
-        None if full_refresh => Some("--full-refresh".to_string()),
-        None if prev.is_some_and(|r| r.watermark.is_some()) => {
-            Some("the step's path or options changed".to_string())
-        }
-        None => Some("first run".to_string()),
-        Some(w) => missing_part(w).or_else(|| changed_file(&w.files, &now)),
+    let (own, reason) = match previous(prev, full_refresh, &key) {
+        Ok(w) => match changed_file(&w.files, &now) {
+            Some(why) => (None, Some(why)),
+            None => (Some(w), None),
+        },
+        Err(why) => (None, Some(why)),
     };
-    let (mut parts, mut rows, read_before) = match (&reason, own) {
-        (None, Some(w)) => (w.parts, w.rows, w.files),
-        _ => (Vec::new(), 0, Vec::new()),
+    let (mut parts, mut rows, read_before) = match own {
+        Some(w) => (w.parts, w.rows, w.files),
+        None => (Vec::new(), 0, Vec::new()),
     };
     let old_parts: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
     let new: Vec<&SeenFile> = now
@@ -95,10 +91,6 @@ pub fn read_files(
         None => format!("new files: {} ({new_rows} rows)", new.len()),
         Some(why) => format!("full read ({why}): {} files, {new_rows} rows", now.len()),
     };
-    let hashes = now
-        .iter()
-        .map(|f| (f.path.clone(), f.hash.clone()))
-        .collect();
     Ok(SourceRead {
         step: i,
         old_parts,

@@ -19,10 +19,11 @@ pub mod column;
 pub mod files;
 
 use crate::plan::Plan;
-use orch_state::StepRecord;
+use orch_state::{FileRecord, StepRecord};
 use orch_steps::storage::Staged;
 use orch_steps::{IncrementalSource, RunError};
 use polars::prelude::{DataFrame, ParquetCompression};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use append::read_append;
@@ -110,35 +111,45 @@ pub struct SourceRead {
     /// "appended: 120 new rows", "full read: the file's beginning changed".
     pub note: String,
     pub new_rows: u64,
-    /// Content hashes of the files read (path, hash): the step's fingerprint uses them, so
-    /// nothing is hashed twice.
-    pub hashes: Vec<(String, String)>,
+    /// The files read, with their content hash: the step's fingerprint uses them, so nothing
+    /// is hashed twice, and the next run reuses them for files not written since.
+    pub hashes: Vec<FileRecord>,
     /// Rows the read set aside (`on_bad_rows: skip | quarantine`), as run warnings.
     pub warnings: Vec<String>,
     pub elapsed: std::time::Duration,
 }
 
-/// Reads what is new in incremental source `i`, in its mode. `shared` are the watermarks
-/// other pipelines of this state folder keep for the same source (used by `append`).
+/// Input files recorded by earlier runs (by path): see [`crate::fingerprint::input_hash`].
+pub type Inputs = HashMap<String, FileRecord>;
+
+/// What earlier runs left for an incremental read.
+#[derive(Clone, Copy)]
+pub struct Earlier<'a> {
+    /// This step's record from its last run.
+    pub prev: Option<&'a StepRecord>,
+    /// The watermarks other pipelines of this state folder keep for the same source (used
+    /// by `append`).
+    pub shared: &'a [Watermark],
+    pub inputs: &'a Inputs,
+    pub full_refresh: bool,
+}
+
+/// Reads what is new in incremental source `i`, in its mode.
 pub fn read_source(
     plan: &Plan,
     i: usize,
-    prev: Option<&StepRecord>,
-    shared: &[Watermark],
-    full_refresh: bool,
+    earlier: Earlier<'_>,
     state_dir: &Path,
 ) -> Result<SourceRead, RunError> {
     let t0 = std::time::Instant::now();
     let step = &plan.steps[i].step;
     let mut read = match step.incremental() {
-        Some(IncrementalSource::Append { .. }) => {
-            read_append(plan, i, prev, shared, full_refresh, state_dir)
-        }
+        Some(IncrementalSource::Append { .. }) => read_append(plan, i, earlier, state_dir),
         Some(IncrementalSource::Files { files, .. }) => {
-            files::read_files(plan, i, &files, prev, full_refresh, state_dir)
+            files::read_files(plan, i, &files, earlier, state_dir)
         }
         Some(IncrementalSource::Column { files, column, .. }) => {
-            column::read_column(plan, i, &files, &column, prev, full_refresh, state_dir)
+            column::read_column(plan, i, &files, &column, earlier, state_dir)
         }
         None => Err(RunError::internal("not an incremental source")),
     }?;
@@ -158,6 +169,38 @@ fn own_watermark(prev: Option<&StepRecord>, full_refresh: bool, key: &str) -> Op
     prev.and_then(|r| r.watermark.clone())
         .and_then(|w| serde_json::from_value::<Watermark>(w).ok())
         .filter(|w| w.key.is_empty() || w.key == key)
+}
+
+/// Source `i`'s previous watermark to extend, or why there is none (full refresh, first
+/// run, the step's path or options changed, a stored part is missing).
+fn previous(prev: Option<&StepRecord>, full_refresh: bool, key: &str) -> Result<Watermark, String> {
+    match own_watermark(prev, full_refresh, key) {
+        None if full_refresh => Err("--full-refresh".into()),
+        None if prev.is_some_and(|r| r.watermark.is_some()) => {
+            Err("the step's path or options changed".into())
+        }
+        None => Err("first run".into()),
+        Some(w) => match missing_part(&w) {
+            Some(why) => Err(why),
+            None => Ok(w),
+        },
+    }
+}
+
+/// The record (content hash) of each file, and one hash over all of them (names and
+/// contents). Files not written since an earlier run are not read.
+fn hash_files(files: &[String], inputs: &Inputs) -> Result<(Vec<FileRecord>, String), RunError> {
+    let hashes = files
+        .iter()
+        .map(|f| crate::fingerprint::input_hash(Path::new(f), inputs.get(f)))
+        .collect::<Result<Vec<_>, RunError>>()?;
+    let mut h = blake3::Hasher::new();
+    for r in &hashes {
+        h.update(r.path.as_bytes());
+        h.update(&[0]);
+        h.update(r.hash.as_bytes());
+    }
+    Ok((hashes, h.finalize().to_hex().to_string()))
 }
 
 /// Why a watermark's parts cannot be used, if one is missing.
