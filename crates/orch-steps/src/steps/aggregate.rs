@@ -192,14 +192,7 @@ impl Step for Aggregate {
     fn state_plan(&self, input: LazyFrame, schema: &Schema) -> Result<LazyFrame, RunError> {
         let mut aggs = Vec::new();
         for a in &self.aggregations {
-            let arg = match &a.arg {
-                Some(e) => Some(
-                    e.expr
-                        .to_polars(schema)
-                        .map_err(|e| RunError::internal(e.message))?,
-                ),
-                None => None,
-            };
+            let arg = lower_arg(a, schema)?;
             let n = a.name.as_str();
             match (a.function.as_str(), arg) {
                 // Counted from the list of the same values when the step keeps one anyway.
@@ -383,43 +376,47 @@ impl Aggregate {
         a: &Aggregation,
         schema: &Schema,
     ) -> Result<polars::prelude::Expr, RunError> {
-        {
-            let arg = match &a.arg {
-                Some(e) => Some(
-                    e.expr
-                        .to_polars(schema)
-                        .map_err(|e| RunError::internal(e.message))?,
-                ),
-                None => None,
-            };
-            let e = match (a.function.as_str(), arg) {
-                ("count", None) => len().cast(polars::prelude::DataType::Int64),
-                ("count", Some(e)) => e.count().cast(polars::prelude::DataType::Int64),
-                ("count_distinct", Some(e)) => e
-                    .drop_nulls()
-                    .n_unique()
-                    .cast(polars::prelude::DataType::Int64),
-                ("sum", Some(e)) => {
-                    let t = a.arg.as_ref().and_then(|x| x.expr.check(schema).ok());
-                    let target = if t == Some(DataType::Float64) {
-                        polars::prelude::DataType::Float64
-                    } else {
-                        polars::prelude::DataType::Int64
-                    };
-                    e.cast(target.clone()).sum().cast(target)
-                }
-                ("mean", Some(e)) => e.mean(),
-                ("min", Some(e)) => e.min(),
-                ("max", Some(e)) => e.max(),
-                ("first", Some(e)) => e.first(),
-                ("sorted_distinct_list", Some(e)) => self.distinct_list(e),
-                (f, _) => {
-                    return Err(RunError::internal(format!(
-                        "aggregation {f} without argument"
-                    )))
-                }
-            };
-            Ok(e.alias(a.name.as_str()))
-        }
+        let arg = lower_arg(a, schema)?;
+        let e = match (a.function.as_str(), arg) {
+            ("count", None) => len().cast(polars::prelude::DataType::Int64),
+            ("count", Some(e)) => e.count().cast(polars::prelude::DataType::Int64),
+            ("count_distinct", Some(e)) => e
+                .drop_nulls()
+                .n_unique()
+                .cast(polars::prelude::DataType::Int64),
+            ("sum", Some(e)) => {
+                let t = a.arg.as_ref().and_then(|x| x.expr.check(schema).ok());
+                let target = if t == Some(DataType::Float64) {
+                    polars::prelude::DataType::Float64
+                } else {
+                    polars::prelude::DataType::Int64
+                };
+                e.cast(target.clone()).sum().cast(target)
+            }
+            ("mean", Some(e)) => e.mean(),
+            ("min", Some(e)) => e.min(),
+            ("max", Some(e)) => e.max(),
+            ("first", Some(e)) => e.first(),
+            ("sorted_distinct_list", Some(e)) => self.distinct_list(e),
+            (f, _) => {
+                return Err(RunError::internal(format!(
+                    "aggregation {f} without argument"
+                )))
+            }
+        };
+        Ok(e.alias(a.name.as_str()))
     }
+}
+
+/// An aggregation's argument as a polars expression (`None` for `count: "*"`). The
+/// expression was checked when the pipeline was compiled: a failure here is a bug.
+fn lower_arg(a: &Aggregation, schema: &Schema) -> Result<Option<polars::prelude::Expr>, RunError> {
+    a.arg
+        .as_ref()
+        .map(|e| {
+            e.expr
+                .to_polars(schema)
+                .map_err(|e| RunError::internal(e.message))
+        })
+        .transpose()
 }
