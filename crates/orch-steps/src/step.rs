@@ -88,15 +88,11 @@ pub enum IncrementalSource {
     /// `append`: one file that only grows; new rows are the bytes after the last read.
     Append { path: String },
     /// `files`: a folder or glob of files (daily drops); new rows are the files not read
-    /// before. `files` are the files `pattern` matches now, sorted by name.
-    Files { pattern: String, files: Vec<String> },
+    /// before. The files it matches now are the step's [`Step::reads`].
+    Files { pattern: String },
     /// `column`: rows whose `column` is above the largest value read before (a high-water
-    /// mark). `files` are the files `pattern` (the step's path) names now.
-    Column {
-        pattern: String,
-        files: Vec<String>,
-        column: String,
-    },
+    /// mark), in the files of [`Step::reads`].
+    Column { pattern: String, column: String },
 }
 
 impl IncrementalSource {

@@ -145,10 +145,12 @@ pub fn read_source(
     let step = &plan.steps[i].step;
     let mut read = match step.incremental() {
         Some(IncrementalSource::Append { .. }) => read_append(plan, i, earlier, state_dir),
-        Some(IncrementalSource::Files { files, .. }) => {
+        Some(IncrementalSource::Files { .. }) => {
+            let files = step.reads();
             files::read_files(plan, i, &files, earlier, state_dir)
         }
-        Some(IncrementalSource::Column { files, column, .. }) => {
+        Some(IncrementalSource::Column { column, .. }) => {
+            let files = step.reads();
             column::read_column(plan, i, &files, &column, earlier, state_dir)
         }
         None => Err(RunError::internal("not an incremental source")),
