@@ -71,14 +71,14 @@ pub fn input_record(path: &Path, before: Option<Status>, hash: String) -> orch_s
     }
 }
 
-/// Whether `rec` (an input record from an earlier run) still describes the file: same
-/// size, mtime, ctime and inode. Then its hash is the file's hash, without reading it.
-pub fn unchanged_since(path: &Path, rec: &orch_state::FileRecord) -> bool {
-    let (Some(now), Some(ctime)) = (status(path), rec.ctime_ns) else {
+/// Whether `rec` (an input record from an earlier run) still describes a file whose status
+/// is `now`: same size, mtime, ctime and inode. Then its hash is the file's hash, without
+/// reading it.
+pub fn unchanged_since(now: Option<Status>, rec: &orch_state::FileRecord) -> bool {
+    let (Some(now), Some(ctime)) = (now, rec.ctime_ns) else {
         return false;
     };
-    rec.path == path.display().to_string()
-        && now.size == rec.size
+    now.size == rec.size
         && Some(now.mtime_ns) == rec.mtime_ns
         && now.ctime_ns == ctime
         && Some(now.ino) == rec.ino
@@ -90,12 +90,13 @@ pub fn input_hash(
     path: &Path,
     prev: Option<&orch_state::FileRecord>,
 ) -> Result<orch_state::FileRecord, RunError> {
-    if let Some(p) = prev.filter(|p| unchanged_since(path, p)) {
+    // One status, taken before any read: it both decides and is recorded.
+    let now = status(path);
+    if let Some(p) = prev.filter(|p| unchanged_since(now, p)) {
         return Ok(p.clone());
     }
-    let before = status(path);
     let hash = file_hash(path)?;
-    Ok(input_record(path, before, hash))
+    Ok(input_record(path, now, hash))
 }
 
 /// Modification time of a file, in ns since the epoch.

@@ -129,7 +129,7 @@ pub fn read_append(
         if w.bytes == size
             && w.prefix_hash == rec.hash
             && missing_part(w).is_none()
-            && fingerprint::unchanged_since(path, rec)
+            && fingerprint::unchanged_since(before, rec)
         {
             return Ok(SourceRead {
                 step: i,
