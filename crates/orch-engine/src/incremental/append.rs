@@ -192,14 +192,23 @@ pub fn read_append(
     };
     let mut tail = read_range(path, start)?;
     let mut start = start;
-    // The previous read ended on a line without a break; its break arrived with this append.
+    let breaks = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
+    // Line breaks before the tail: what the parts cover, as the watermark counted them.
+    let mut lines_before_tail = 0;
     if let (None, Some(w)) = (&reason, &prev_wm) {
+        lines_before_tail = match w.lines {
+            Some(n) => n,
+            None => lines_before(path, start)?,
+        };
+        // The previous read ended on a line without a break; its break arrived with this
+        // append.
         if !w.ends_with_newline {
             let skip = tail
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count()
                 .min(2);
+            lines_before_tail += breaks(&tail[..skip]);
             tail.drain(..skip);
             start += skip as u64;
         }
@@ -219,15 +228,14 @@ pub fn read_append(
     };
     if has_data {
         // The load step parses the new bytes itself (same schema, formats, checks): give it
-        // the header line followed by the tail, as a file of its own.
-        // Lines of the file before the tail; the piece starts with the header line, so its
-        // line 2 is the file's line `lines_before + 1`.
+        // the header line followed by the tail, as a file of its own. The piece's line 2 is
+        // the file's line `lines_before_tail + 1`: bad rows are reported there.
         let mut origin = None;
         let chunk_file = if start == 0 && end == size {
             path.to_path_buf()
         } else {
             if start > 0 {
-                origin = Some((file.as_str(), lines_before(path, start)?.saturating_sub(1)));
+                origin = Some((file.as_str(), lines_before_tail.saturating_sub(1)));
             }
             let mut content = if start == 0 {
                 Vec::new()
@@ -265,6 +273,7 @@ pub fn read_append(
     };
     let watermark = Watermark {
         bytes: end,
+        lines: Some(lines_before_tail + breaks(tail)),
         ends_with_newline,
         // The parts cover the whole file as hashed above (end == size).
         prefix_hash: if end == size {
@@ -293,7 +302,7 @@ pub fn read_append(
     })
 }
 
-/// Line breaks in the first `n` bytes of the file.
+/// Line breaks in the first `n` bytes of the file (for watermarks that did not count them).
 fn lines_before(path: &Path, n: u64) -> Result<u64, RunError> {
     let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
     // SAFETY: read-only map of an input file (see `hash_once`).

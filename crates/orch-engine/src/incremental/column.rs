@@ -52,13 +52,16 @@ pub fn read_column(
     let s = &plan.steps[i];
     let (hashes, content) = hash_files(files, inputs)?;
     let (key, dir) = parts_dir(plan, i, state_dir);
+    // The last read and its mark, or why it cannot be extended.
     let (own, mut reason) = match previous(prev, full_refresh, &key) {
-        Ok(w) if w.high_water.is_none() => (None, Some("no high-water mark was recorded".into())),
-        Ok(w) => (Some(w), None),
+        Ok(w) => match w.high_water.clone() {
+            Some(hw) => (Some((w, hw)), None),
+            None => (None, Some("no high-water mark was recorded".to_string())),
+        },
         Err(why) => (None, Some(why)),
     };
     // Nothing changed since the last read: no parse at all.
-    if let (None, Some(w)) = (&reason, &own) {
+    if let Some((w, _)) = &own {
         if w.prefix_hash == content {
             return Ok(SourceRead {
                 step: i,
@@ -92,10 +95,10 @@ pub fn read_column(
     })?;
     let values = values.as_materialized_series().clone();
     let dtype = values.dtype().to_string();
-    let (mut parts, mut rows, mut mark) = (Vec::new(), 0u64, None);
-    let mut new = DataFrame::empty();
-    let recorded = own.as_ref().and_then(|w| w.high_water.clone());
-    if let (None, Some(w), Some(hw)) = (&reason, &own, recorded) {
+    // Extending the last read: its parts, rows and mark are kept, the rows above the mark
+    // are new. Otherwise every row is new.
+    let mut kept = None;
+    if let Some((w, hw)) = own {
         if hw.dtype != dtype {
             reason = Some(format!(
                 "the column `{column}` was {} and is now {dtype}",
@@ -103,7 +106,7 @@ pub fn read_column(
             ));
         } else {
             let above = above(&values, &hw.mark, &s.id, column)?;
-            new = all.filter(&above).map_err(|e| {
+            let new = all.filter(&above).map_err(|e| {
                 RunError::engine(format!("step `{}`: rows above the mark", s.id), e)
             })?;
             let at_or_below = (all.height() - new.height()) as u64;
@@ -113,15 +116,14 @@ pub fn read_column(
                     hw.shown, w.rows
                 ));
             } else {
-                parts = w.parts.clone();
-                rows = w.rows;
-                mark = Some(hw);
+                kept = Some((w.parts, w.rows, hw, new));
             }
         }
     }
-    if reason.is_some() {
-        new = all;
-    }
+    let (mut parts, mut rows, mut mark, new) = match kept {
+        Some((parts, rows, hw, new)) => (parts, rows, Some(hw), new),
+        None => (Vec::new(), 0, None, all),
+    };
     let old_parts: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
     let new_rows = new.height() as u64;
     let new_values = new
@@ -162,6 +164,7 @@ pub fn read_column(
         incremental: reason.is_none(),
         watermark: Watermark {
             bytes: 0,
+            lines: None,
             ends_with_newline: true,
             prefix_hash: content,
             parts,

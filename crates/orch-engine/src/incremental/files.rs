@@ -99,6 +99,7 @@ pub fn read_files(
         incremental: reason.is_none(),
         watermark: Watermark {
             bytes: now.iter().map(|f| f.size).sum(),
+            lines: None,
             ends_with_newline: true,
             prefix_hash: String::new(),
             parts,

@@ -37,6 +37,10 @@ pub struct Watermark {
     /// that the last line was not extended (a writer that was still writing it).
     #[serde(default = "yes")]
     pub ends_with_newline: bool,
+    /// `append`: line breaks in those bytes, so that the line numbers of a later tail are
+    /// known without reading the file's beginning again (`None` in older watermarks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
     /// `append`: blake3 of those bytes. `column`: of the files' hashes at the last read.
     pub prefix_hash: String,
     /// The parts, oldest first.
