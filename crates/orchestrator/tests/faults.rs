@@ -17,6 +17,7 @@ mod bad;
 mod common;
 
 use bad::{assert_has, Ran, Sandbox};
+use common::status_of;
 use orch_state::StepRecord;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -183,16 +184,6 @@ fn assert_recovers(case: &str, sb: &Sandbox, args: &[&str]) -> Ran {
     r
 }
 
-/// The status word the summary table gives a step.
-fn status(summary: &str, step: &str) -> String {
-    summary
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(step))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or_default()
-        .to_string()
-}
-
 // --- an output folder that is not writable ----------------------------------------------
 
 /// How a folder was made unwritable; undone on drop.
@@ -317,12 +308,12 @@ fn a_run_that_fails_half_way_changes_no_output_and_no_state() {
         &before,
     );
     assert_eq!(
-        status(&r.stderr, "write_parquet"),
+        status_of(&r.stderr, "write_parquet"),
         "ran",
         "the other branch ran:\n{}",
         r.stderr
     );
-    assert_eq!(status(&r.stderr, "write_csv"), "FAILED", "{}", r.stderr);
+    assert_eq!(status_of(&r.stderr, "write_csv"), "FAILED", "{}", r.stderr);
     // The fix: move the file away.
     std::fs::remove_file(&blocker).unwrap();
     let r = sb.run(&["--param", "csv_dir=blocked"]);
@@ -476,7 +467,7 @@ steps:
                 big.as_bytes()
             );
         }
-        assert_eq!(status(&r.stdout, "write"), "ran", "{}", r.stdout);
+        assert_eq!(status_of(&r.stdout, "write"), "ran", "{}", r.stdout);
     }
 }
 
@@ -652,7 +643,7 @@ fn a_damaged_cached_result_is_rebuilt_not_read() {
             &[&warned, "computing the step again"],
         );
         assert_eq!(
-            status(&r.stdout, "priced"),
+            status_of(&r.stdout, "priced"),
             "ran",
             "{case}: the join was computed again:\n{}",
             r.stdout

@@ -29,16 +29,6 @@ fn mtime(p: &Path) -> SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
 }
 
-/// The status word the summary table prints for a step.
-fn status_of(summary: &str, step: &str) -> String {
-    summary
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(step))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[test]
 fn unchanged_rerun_is_all_cached_and_rewrites_nothing() {
     let data = bundled_data_copy();

@@ -54,6 +54,16 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The status word (`ran`, `cached`, ...) the run summary's table gives a step.
+pub fn status_of(summary: &str, step: &str) -> String {
+    summary
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(step))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Reads a CSV file as text cells (no type inference: we compare what is written).
 pub fn read_csv_text(path: &Path) -> DataFrame {
     let file_schema = {
