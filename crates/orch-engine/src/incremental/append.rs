@@ -13,7 +13,7 @@ use super::{missing_part, own_watermark, parts_dir, SourceRead, Watermark};
 use crate::fingerprint;
 use crate::plan::Plan;
 use orch_steps::{IncrementalSource, RunError};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 fn hash_prefix(path: &Path, n: u64) -> Result<String, RunError> {
@@ -51,14 +51,33 @@ fn hash_once(path: &Path, mids: &[u64]) -> Result<(Vec<Option<String>>, String),
     Ok((prefixes, h.finalize().to_hex().to_string()))
 }
 
-fn read_range(path: &Path, from: u64) -> Result<Vec<u8>, RunError> {
+fn byte_at(path: &Path, at: u64) -> Result<Option<u8>, RunError> {
+    use std::io::{Seek, SeekFrom};
     let mut f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
-    f.seek(SeekFrom::Start(from))
+    f.seek(SeekFrom::Start(at))
         .map_err(|e| RunError::io(path.display(), e))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)
+    let mut b = [0u8; 1];
+    let n = f
+        .read(&mut b)
         .map_err(|e| RunError::io(path.display(), e))?;
-    Ok(buf)
+    Ok((n == 1).then_some(b[0]))
+}
+
+/// The file's bytes, mapped rather than read: a first read of a large file parses it in
+/// place, and only the appended tail of a rerun is ever copied.
+fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, RunError> {
+    let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| RunError::io(path.display(), e))?
+        .len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: read-only map of an input file (see `hash_once`).
+    unsafe { memmap2::Mmap::map(&f) }
+        .map(Some)
+        .map_err(|e| RunError::io(path.display(), e))
 }
 
 /// Why the previous parts cannot be extended, if they cannot.
@@ -84,8 +103,8 @@ fn invalid_reason(
         return Ok(Some("rows already read were changed or removed".into()));
     }
     if !w.ends_with_newline && size > w.bytes {
-        let next = read_range(path, w.bytes)?;
-        if next.first() != Some(&b'\n') && next.first() != Some(&b'\r') {
+        let next = byte_at(path, w.bytes)?;
+        if next != Some(b'\n') && next != Some(b'\r') {
             return Ok(Some("the last line read was extended".into()));
         }
     }
@@ -190,8 +209,9 @@ pub fn read_append(
         (None, Some(w)) => (w.bytes, w.parts.clone(), w.rows),
         _ => (0, Vec::new(), 0),
     };
-    let mut tail = read_range(path, start)?;
-    let mut start = start;
+    let map = map_file(path)?;
+    let all: &[u8] = map.as_deref().unwrap_or_default();
+    let mut start = start.min(all.len() as u64);
     let breaks = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
     // Line breaks before the tail: what the parts cover, as the watermark counted them.
     let mut lines_before_tail = 0;
@@ -203,26 +223,34 @@ pub fn read_append(
         // The previous read ended on a line without a break; its break arrived with this
         // append.
         if !w.ends_with_newline {
-            let skip = tail
+            let rest = &all[start as usize..];
+            let skip = rest
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count()
                 .min(2);
-            lines_before_tail += breaks(&tail[..skip]);
-            tail.drain(..skip);
+            lines_before_tail += breaks(&rest[..skip]);
             start += skip as u64;
         }
     }
-    let tail = &tail[..];
+    let tail = &all[start as usize..];
+    let tail_breaks = breaks(tail);
     let end = start + tail.len() as u64;
     let ends_with_newline = tail.last().is_none_or(|&b| b == b'\n');
+    // The parts cover the whole file as hashed above when end == size; the file grew
+    // since otherwise, and the prefix read is hashed on its own.
+    let prefix_hash = if end == size {
+        content_hash.clone()
+    } else {
+        hash_prefix(path, end)?
+    };
     let old_parts: Vec<PathBuf> = parts.iter().map(PathBuf::from).collect();
     let mut new_frame = None;
     let mut new_part = None;
     let mut new_rows = 0;
     let has_data = if start == 0 {
         // More than a header line.
-        tail.iter().filter(|&&b| b == b'\n').count() + usize::from(!ends_with_newline) > 1
+        tail_breaks + u64::from(!ends_with_newline) > 1
     } else {
         tail.iter().any(|&b| b != b'\n' && b != b'\r')
     };
@@ -260,7 +288,9 @@ pub fn read_append(
         }
         let df = result?;
         new_rows = df.height() as u64;
-        let short: String = blake3::hash(tail).to_hex().chars().take(12).collect();
+        // The hash of the prefix up to `end` names the part's content (its bytes are that
+        // prefix's last `end - start`): no second pass over the tail.
+        let short: String = prefix_hash.chars().take(12).collect();
         let part = dir.join(format!("part-{start:012}-{end:012}-{short}.parquet"));
         parts.push(part.display().to_string());
         new_part = Some(part);
@@ -273,14 +303,9 @@ pub fn read_append(
     };
     let watermark = Watermark {
         bytes: end,
-        lines: Some(lines_before_tail + breaks(tail)),
+        lines: Some(lines_before_tail + tail_breaks),
         ends_with_newline,
-        // The parts cover the whole file as hashed above (end == size).
-        prefix_hash: if end == size {
-            content_hash.clone()
-        } else {
-            hash_prefix(path, end)?
-        },
+        prefix_hash,
         parts,
         rows,
         key,
