@@ -97,6 +97,9 @@ pub struct CacheCtx {
     pub cache_dir: PathBuf,
     /// Fingerprints without incremental sources' content (see [`crate::delta`]).
     pub delta_fingerprints: Vec<String>,
+    /// Data checks that checked every row of some data in an earlier run of any pipeline
+    /// of the state folder, by (step id, fingerprint): what they warned about.
+    pub validated: HashMap<(String, String), Vec<String>>,
 }
 
 /// A run that stopped: the failing step, the error and what happened to every step.
@@ -250,6 +253,9 @@ struct Reuse {
     cached: HashMap<usize, PathBuf>,
     /// Data checks that passed on exactly this data last time.
     checked: Vec<bool>,
+    /// Data checks that checked exactly this data in full in an earlier run (of this
+    /// pipeline or another one): they are not run again, and their warnings are repeated.
+    known: HashMap<usize, Vec<String>>,
 }
 
 fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
@@ -258,11 +264,18 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
         sinks: vec![false; n],
         cached: HashMap::new(),
         checked: vec![false; n],
+        known: HashMap::new(),
     };
     let Some(c) = cache.filter(|c| !c.full_refresh) else {
         return r;
     };
     for (i, s) in plan.steps.iter().enumerate() {
+        if s.step.validation_only() {
+            if let Some(w) = c.validated.get(&(s.id.clone(), c.fingerprints[i].clone())) {
+                r.checked[i] = true;
+                r.known.insert(i, w.clone());
+            }
+        }
         let Some(prev) = c.previous.get(&s.id) else {
             continue;
         };
@@ -335,6 +348,11 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
         *m |= *st;
     }
     let reuse = reuse(&plan, opts.cache.as_ref(), &stateful);
+    // A data check known to pass on this data is only its input: fused into its readers,
+    // so polars plans across it, unless it is shared anyway.
+    for &i in reuse.known.keys() {
+        materialized[i] = stateful[i] || plan.shared(i);
+    }
     let mut ready: HashMap<usize, Ready> = HashMap::new();
     for (&i, p) in &reuse.cached {
         let r = if stateful[i] {
@@ -419,6 +437,16 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
         if reused || (opts.cache.is_some() && !runs_now && !truly_unused) {
             r.status = StepStatus::Cached;
         }
+    }
+
+    for (&i, warnings) in &reuse.known {
+        let r = &mut reports[i];
+        r.status = StepStatus::Cached;
+        r.note = Some("checked exactly this data in an earlier run: not checked again".into());
+        for w in warnings {
+            tracing::warn!(step = %r.id, "{w}");
+        }
+        r.warnings.clone_from(warnings);
     }
 
     let mut staged: Vec<Staged> = Vec::new();
@@ -582,7 +610,7 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
         }
     }
     if let Some(c) = &opts.cache {
-        report.records = records(&plan, c, &reports, &produced);
+        report.records = records(&plan, c, &reports, &produced, &reuse.known);
     }
     report.steps = reports;
     report.elapsed = started.elapsed();
@@ -596,6 +624,7 @@ fn records(
     c: &CacheCtx,
     reports: &[StepReport],
     produced: &HashMap<usize, UnitOutput>,
+    known: &HashMap<usize, Vec<String>>,
 ) -> Vec<(String, StepRecord)> {
     let mut out = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
@@ -608,6 +637,16 @@ fn records(
                 cache_file: o.cache_file.clone(),
                 watermark: None,
                 stored: o.stored.clone(),
+                validated: (o.checked_all && s.step.validation_only())
+                    .then(|| reports[i].warnings.clone()),
+                ..Default::default()
+            },
+            // Known to pass on this data (see `Reuse::known`): recorded like a fused step,
+            // and still known.
+            (StepStatus::Cached, _) if known.contains_key(&i) => StepRecord {
+                fingerprint: c.fingerprints[i].clone(),
+                delta_fp: c.delta_fingerprints.get(i).cloned(),
+                validated: known.get(&i).cloned(),
                 ..Default::default()
             },
             // Computed inside another unit: recorded too, so that the next run knows what
@@ -676,6 +715,8 @@ struct UnitOutput {
     plan: Option<LazyFrame>,
     /// The new rows of an incremental step, materialised.
     delta: Option<DataFrame>,
+    /// `validate` saw the whole result (not only appended rows).
+    checked_all: bool,
 }
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
@@ -735,6 +776,7 @@ impl Work {
                     warnings,
                     plan: None,
                     delta: None,
+                    checked_all: true,
                 })
             }
             Work::State(lf) => {
@@ -764,6 +806,7 @@ impl Work {
                     warnings: Vec::new(),
                     plan: None,
                     delta: None,
+                    checked_all: false,
                 })
             }
             Work::CheckAppended {
@@ -796,6 +839,7 @@ impl Work {
                     warnings,
                     plan: Some(*whole),
                     delta: Some(df),
+                    checked_all: false,
                 })
             }
             Work::Sink(mut df) => {
@@ -825,6 +869,7 @@ impl Work {
                     warnings: Vec::new(),
                     plan: None,
                     delta: None,
+                    checked_all: false,
                 })
             }
         }

@@ -52,16 +52,20 @@ impl Plan {
     /// several consumers. Everything else is fused into its consumer's lazy plan, so the
     /// optimiser sees across steps.
     pub fn materialized(&self) -> Vec<bool> {
-        let mut m = vec![false; self.steps.len()];
-        for (i, s) in self.steps.iter().enumerate() {
-            if s.role() == Role::Sink {
-                for &inp in &s.inputs {
-                    m[inp] = true;
-                }
-            } else if s.consumers.len() > 1 || s.cache || s.step.must_materialize() {
-                m[i] = true;
-            }
-        }
-        m
+        (0..self.steps.len())
+            .map(|i| self.shared(i) || self.steps[i].step.must_materialize())
+            .collect()
+    }
+
+    /// Whether step `i`'s result is computed once for several readers: a sink's input, a
+    /// step read by several steps, or a `cache: true` step.
+    pub fn shared(&self, i: usize) -> bool {
+        let s = &self.steps[i];
+        s.role() != Role::Sink
+            && (s.consumers.len() > 1
+                || s.cache
+                || s.consumers
+                    .iter()
+                    .any(|&c| self.steps[c].role() == Role::Sink))
     }
 }

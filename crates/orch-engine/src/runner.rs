@@ -71,14 +71,24 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     let inputs: Arc<crate::incremental::Inputs> = Arc::new(
         all_steps
             .iter()
-            .flat_map(|r| r.inputs.iter())
+            .flat_map(|(_, r)| r.inputs.iter())
             .map(|f| (f.path.clone(), f.clone()))
             .collect(),
     );
+    // Data checks any pipeline of this state folder ran on every row of some data: the same
+    // check (same step id and fingerprint) need not run again on the same data.
+    let validated: HashMap<(String, String), Vec<String>> = all_steps
+        .iter()
+        .filter_map(|(id, r)| {
+            let w = r.validated.clone()?;
+            Some(((id.clone(), r.fingerprint.clone()), w))
+        })
+        .collect();
     // Parts other pipelines of this state folder keep (shared by file and load options).
     let shared: Arc<Vec<StepRecord>> = Arc::new(
         all_steps
             .into_iter()
+            .map(|(_, r)| r)
             .filter(|r| r.watermark.is_some())
             .collect(),
     );
@@ -176,6 +186,7 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         delta_fingerprints: delta_fingerprints.clone(),
         fingerprints,
         previous,
+        validated,
         full_refresh: cfg.full_refresh,
         cache_dir: cfg.state_dir.join("cache"),
     });
@@ -430,7 +441,7 @@ pub fn prune_cache(state_dir: &Path) -> Result<(usize, u64), StateError> {
     let _lock = StateLock::acquire(state_dir)?;
     let store = Store::open(state_dir)?;
     let mut keep = std::collections::HashSet::new();
-    for r in store.all_steps()? {
+    for (_, r) in store.all_steps()? {
         keep.extend(r.cache_file);
         keep.extend(r.stored.into_iter().map(|f| f.path));
         if let Some(w) = r

@@ -152,6 +152,11 @@ pub struct StepRecord {
     /// unchanged file (same status) is not hashed again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<FileRecord>,
+    /// For a data check that checked every row of its input: what it warned about. Its
+    /// fingerprint covers the data and the checks, so a run of any pipeline meeting the
+    /// same fingerprint again need not check again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated: Option<Vec<String>>,
 }
 
 /// One step's line in a run record.
@@ -198,6 +203,15 @@ fn key(pipeline: &str, rest: &[u8]) -> Vec<u8> {
 type Table = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
 type Entry = (Vec<u8>, Vec<u8>);
 
+/// Creates the tables once, so that read transactions always find them.
+fn create_tables(db: &redb::Database) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    tx.open_table(STEPS)?;
+    tx.open_table(RUNS)?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// The database file inside the state folder.
 pub const DB_FILE: &str = "state.redb";
 
@@ -221,12 +235,30 @@ impl Store {
             file: dir.join(DB_FILE).display().to_string(),
             detail: e.to_string(),
         };
-        let db = redb::Database::create(dir.join(DB_FILE)).map_err(|e| damaged(&e))?;
-        // Create the tables once so read transactions always find them.
-        let tx = db.begin_write().map_err(|e| damaged(&e))?;
-        tx.open_table(STEPS).map_err(|e| damaged(&e))?;
-        tx.open_table(RUNS).map_err(|e| damaged(&e))?;
-        tx.commit().map_err(|e| damaged(&e))?;
+        let io = |source| StateError::Io {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let file = dir.join(DB_FILE);
+        if !file.exists() {
+            // A new database is made under a temporary name and renamed into place: a run
+            // killed while making it leaves no half-written file that would look damaged.
+            // (Callers hold the state lock: a leftover temporary file is a killed run's.)
+            let tmp = dir.join(format!("{DB_FILE}.new"));
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+            create_tables(&redb::Database::create(&tmp).map_err(|e| damaged(&e))?)
+                .map_err(|e| damaged(&e))?;
+            std::fs::rename(&tmp, &file).map_err(io)?;
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        let db = redb::Database::create(&file).map_err(|e| damaged(&e))?;
+        // Databases made by older versions may lack a table.
+        create_tables(&db).map_err(|e| damaged(&e))?;
         Ok(Store {
             db,
             dir: dir.to_path_buf(),
@@ -311,12 +343,19 @@ impl Store {
             .collect()
     }
 
-    /// Every step record of every pipeline (for `cache prune`).
-    pub fn all_steps(&self) -> Result<Vec<StepRecord>, StateError> {
+    /// Every step record of every pipeline, with its step id (for `cache prune`, and for
+    /// what one pipeline may reuse from another's runs).
+    pub fn all_steps(&self) -> Result<Vec<(String, StepRecord)>, StateError> {
         self.scan(STEPS, None)?
             .into_iter()
-            .map(|(_, v)| {
-                serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))
+            .map(|(k, v)| {
+                let id = match k.iter().position(|&b| b == 0) {
+                    Some(at) => String::from_utf8_lossy(&k[at + 1..]).into_owned(),
+                    None => String::new(),
+                };
+                let rec =
+                    serde_json::from_slice(&v).map_err(|e| StateError::Corrupt(e.to_string()))?;
+                Ok((id, rec))
             })
             .collect()
     }

@@ -164,6 +164,13 @@ pub trait Step: Send + Sync + Debug {
         false
     }
 
+    /// A step materialised only to be validated, whose result is its first input unchanged
+    /// and whose `validate` has no side effects (data checks). Once it is known to pass on
+    /// some data, the engine may skip it on that data.
+    fn validation_only(&self) -> bool {
+        false
+    }
+
     /// Told once, when the pipeline is compiled: the files of the `load` steps that this
     /// step's (first) input comes from through single-input steps. A failing `row_count`
     /// check names those that hold no data rows.

@@ -622,6 +622,10 @@ impl Step for Check {
         true
     }
 
+    fn validation_only(&self) -> bool {
+        true
+    }
+
     fn set_upstream_files(&self, files: Vec<String>) {
         let _ = self.sources.set(files);
     }
