@@ -37,7 +37,7 @@ use orch_spec::StepDecl;
 use orch_spec::{suggest, Ctx, DataType, Diagnostic, Diagnostics, Fields, Node, Schema, Span};
 use polars::prelude::{
     col, len, lit, AnyValue, DataFrame, Expr, IntoLazy, JoinArgs, JoinType, LazyFrame, NamedFrom,
-    PlSmallStr, Series,
+    PlSmallStr, PolarsResult, Series,
 };
 use serde::Serialize;
 use std::sync::Mutex;
@@ -717,6 +717,22 @@ impl Check {
     }
 }
 
+/// Whether column `name`, NULLs left out, is in ascending order without two equal values
+/// in a row: then it is unique. Ids that only grow are the common case, and these two
+/// linear passes cost a fraction of the hash-based search for repeated keys.
+fn sorted_without_repeats(df: &DataFrame, name: &str) -> PolarsResult<bool> {
+    use polars::prelude::{ChunkCompareEq, SeriesMethods, SortOptions};
+    let s = df.column(name)?.as_materialized_series().drop_nulls();
+    let n = s.len();
+    if n < 2 {
+        return Ok(true);
+    }
+    if !s.is_sorted(SortOptions::default())? {
+        return Ok(false);
+    }
+    Ok(!s.slice(1, n - 1).equal(&s.slice(0, n - 1))?.any())
+}
+
 fn schema_of(df: &DataFrame) -> Schema {
     df.schema()
         .iter()
@@ -795,6 +811,11 @@ impl Check {
                 )
             }
             Kind::Unique(cols) => {
+                if let [only] = cols.as_slice() {
+                    if sorted_without_repeats(df, &only.name).map_err(engine)? {
+                        return Ok(None);
+                    }
+                }
                 let keys: Vec<Expr> = cols.iter().map(|r| col(r.name.as_str())).collect();
                 let mask = cols
                     .iter()
@@ -991,5 +1012,27 @@ fn show_value(v: &AnyValue<'_>) -> String {
         format!("{cut}…")
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sorted_without_repeats;
+    use polars::prelude::{Column, DataFrame};
+
+    fn frame(values: &[Option<i64>]) -> DataFrame {
+        DataFrame::new_infer_height(vec![Column::new("k".into(), values)]).unwrap()
+    }
+
+    #[test]
+    fn the_sorted_shortcut_proves_uniqueness_only_for_ascending_keys_without_repeats() {
+        let yes = |v: &[Option<i64>]| sorted_without_repeats(&frame(v), "k").unwrap();
+        assert!(yes(&[Some(1), Some(2), Some(5)]));
+        assert!(yes(&[None, Some(1), None, Some(2)]), "NULLs are left out");
+        assert!(yes(&[]) && yes(&[Some(7)]));
+        assert!(!yes(&[Some(1), Some(2), Some(2), Some(3)]), "a repeat");
+        assert!(!yes(&[Some(1), None, Some(1)]), "a repeat around a NULL");
+        // Not ascending: no conclusion (the check then searches for repeats by hashing).
+        assert!(!yes(&[Some(3), Some(1), Some(2)]));
     }
 }
