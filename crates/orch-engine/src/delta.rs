@@ -267,7 +267,7 @@ impl Builder<'_> {
             if parts.is_empty() {
                 return Ok((self.whole)(i)?.limit(0));
             }
-            return crate::exec::scan_parquet_files(&parts);
+            return crate::exec::scan_stored(&parts);
         }
         let inputs = s
             .inputs

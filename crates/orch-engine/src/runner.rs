@@ -307,6 +307,17 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         // The outputs are in place but their records are not: the next run recomputes.
         return Err(state_failure(&plan, e));
     }
+    // States and cached results this run replaced (a daily run writes new ones): deleted
+    // now, so that the state folder does not grow by a day's worth every day.
+    if result.is_ok() {
+        match prune_files(&store, &cfg.state_dir) {
+            Ok((n, bytes)) if n > 0 => {
+                tracing::debug!(files = n, bytes, "removed stored files no record uses")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not remove stored files no record uses: {e}"),
+        }
+    }
     result
 }
 
@@ -440,16 +451,23 @@ fn damaged_part(rec: &StepRecord) -> Option<String> {
 pub fn prune_cache(state_dir: &Path) -> Result<(usize, u64), StateError> {
     let _lock = StateLock::acquire(state_dir)?;
     let store = Store::open(state_dir)?;
+    prune_files(&store, state_dir)
+}
+
+/// [`prune_cache`] with the lock held and the store open. Paths are compared canonical: a
+/// record written with another spelling of the state folder still protects its files.
+fn prune_files(store: &Store, state_dir: &Path) -> Result<(usize, u64), StateError> {
     let mut keep = std::collections::HashSet::new();
     for (_, r) in store.all_steps()? {
-        keep.extend(r.cache_file);
-        keep.extend(r.stored.into_iter().map(|f| f.path));
+        let mut paths: Vec<String> = r.cache_file.into_iter().collect();
+        paths.extend(r.stored.into_iter().map(|f| f.path));
         if let Some(w) = r
             .watermark
             .and_then(|w| serde_json::from_value::<crate::incremental::Watermark>(w).ok())
         {
-            keep.extend(w.parts);
+            paths.extend(w.parts);
         }
+        keep.extend(paths.iter().filter_map(|p| std::fs::canonicalize(p).ok()));
     }
     let (mut n, mut bytes) = (0, 0);
     let mut dirs = vec![state_dir.join("cache")];
@@ -462,7 +480,8 @@ pub fn prune_cache(state_dir: &Path) -> Result<(usize, u64), StateError> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_file() && !keep.contains(&p.display().to_string()) {
+            let kept = std::fs::canonicalize(&p).is_ok_and(|c| keep.contains(&c));
+            if p.is_file() && !kept {
                 bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
                 if std::fs::remove_file(&p).is_ok() {
                     n += 1;

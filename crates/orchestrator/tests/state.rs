@@ -411,3 +411,58 @@ fn pipelines_of_one_state_folder_share_source_parts() {
     let again = pm(out.path());
     assert!(stdout(&again).contains("cached"), "{}", stdout(&again));
 }
+
+/// The files under `dir` (not recursive), sorted.
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A daily run replaces the aggregation states (they are named by fingerprint): the ones it
+/// replaced are deleted once the new ones are recorded, so the state folder does not grow
+/// every day; source parts that are still read stay.
+#[test]
+fn a_run_deletes_the_states_it_replaced() {
+    let data = bundled_data_copy();
+    let out = tempfile::tempdir().unwrap();
+    let first = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let cache = out.path().join(".orchestrator/cache");
+    let before = files_in(&cache);
+    assert!(!before.is_empty(), "late_payment keeps aggregation states");
+
+    // One more invoice with a line item: every state changes.
+    let mut inv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.path().join("invoices.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut inv, b"99999991,1,2021-02-01\n").unwrap();
+    let items = std::fs::read_to_string(data.path().join("invoice_line_items.csv")).unwrap();
+    let sku = items.lines().nth(1).unwrap().split(',').nth(1).unwrap();
+    let mut li = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.path().join("invoice_line_items.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut li, format!("99999991,{sku},2\n").as_bytes()).unwrap();
+
+    let second = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    assert!(stdout(&second).contains("merged the appended rows"), "{}", stdout(&second));
+    let after = files_in(&cache);
+    assert_eq!(after.len(), before.len(), "one state per stateful step:\n{after:?}");
+    for f in &before {
+        assert!(!after.contains(f), "{} was replaced but is still there", f.display());
+    }
+    // Both parts of each appended source are still read: kept.
+    for source in files_in(&out.path().join(".orchestrator/sources")) {
+        assert_eq!(files_in(&source).len(), 2, "{}", source.display());
+    }
+    // Nothing left for `cache prune`.
+    let o = format!("output_dir={}", out.path().display());
+    let p = run(&["cache", "prune", "pipelines/late_payment.yaml", "-p", &o]);
+    assert_eq!(code(&p), 0, "{}", stderr(&p));
+    assert!(stdout(&p).contains("removed 0"), "{}", stdout(&p));
+}
