@@ -450,11 +450,23 @@ fn a_run_deletes_the_states_it_replaced() {
 
     let second = run_lp(data.path(), out.path(), &[]);
     assert_eq!(code(&second), 0, "{}", stderr(&second));
-    assert!(stdout(&second).contains("merged the appended rows"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("merged the appended rows"),
+        "{}",
+        stdout(&second)
+    );
     let after = files_in(&cache);
-    assert_eq!(after.len(), before.len(), "one state per stateful step:\n{after:?}");
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "one state per stateful step:\n{after:?}"
+    );
     for f in &before {
-        assert!(!after.contains(f), "{} was replaced but is still there", f.display());
+        assert!(
+            !after.contains(f),
+            "{} was replaced but is still there",
+            f.display()
+        );
     }
     // Both parts of each appended source are still read: kept.
     for source in files_in(&out.path().join(".orchestrator/sources")) {
