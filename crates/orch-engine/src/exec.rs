@@ -98,8 +98,9 @@ pub struct CacheCtx {
     /// Fingerprints without incremental sources' content (see [`crate::delta`]).
     pub delta_fingerprints: Vec<String>,
     /// Data checks that checked every row of some data in an earlier run of any pipeline
-    /// of the state folder, by (step id, fingerprint): what they warned about.
-    pub validated: HashMap<(String, String), Vec<String>>,
+    /// of the state folder, by (step id, fingerprint): that run's record (what they warned
+    /// about, how many rows they saw).
+    pub validated: HashMap<(String, String), StepRecord>,
 }
 
 /// A run that stopped: the failing step, the error and what happened to every step.
@@ -266,8 +267,9 @@ struct Reuse {
     /// Data checks that passed on exactly this data last time.
     checked: Vec<bool>,
     /// Data checks that checked exactly this data in full in an earlier run (of this
-    /// pipeline or another one): they are not run again, and their warnings are repeated.
-    known: HashMap<usize, Vec<String>>,
+    /// pipeline or another one), with that run's record: they are not run again, and their
+    /// warnings are repeated.
+    known: HashMap<usize, StepRecord>,
 }
 
 fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
@@ -283,9 +285,9 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
     };
     for (i, s) in plan.steps.iter().enumerate() {
         if s.step.validation_only() {
-            if let Some(w) = c.validated.get(&(s.id.clone(), c.fingerprints[i].clone())) {
+            if let Some(rec) = c.validated.get(&(s.id.clone(), c.fingerprints[i].clone())) {
                 r.checked[i] = true;
-                r.known.insert(i, w.clone());
+                r.known.insert(i, rec.clone());
             }
         }
         let Some(prev) = c.previous.get(&s.id) else {
@@ -451,14 +453,15 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
         }
     }
 
-    for (&i, warnings) in &reuse.known {
+    for (&i, rec) in &reuse.known {
         let r = &mut reports[i];
         r.status = StepStatus::Cached;
         r.note = Some("checked exactly this data in an earlier run: not checked again".into());
-        for w in warnings {
+        let warnings = rec.validated.clone().unwrap_or_default();
+        for w in &warnings {
             tracing::warn!(step = %r.id, "{w}");
         }
-        r.warnings.clone_from(warnings);
+        r.warnings = warnings;
     }
 
     let mut staged: Vec<Staged> = Vec::new();
@@ -643,7 +646,7 @@ fn records(
     c: &CacheCtx,
     reports: &[StepReport],
     produced: &HashMap<usize, UnitOutput>,
-    known: &HashMap<usize, Vec<String>>,
+    known: &HashMap<usize, StepRecord>,
 ) -> Vec<(String, StepRecord)> {
     let mut out = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
@@ -662,10 +665,12 @@ fn records(
             },
             // Known to pass on this data (see `Reuse::known`): recorded like a fused step,
             // and still known.
+            // (Its row count too: the next incremental run's `row_count` adds to it.)
             (StepStatus::Cached, _) if known.contains_key(&i) => StepRecord {
                 fingerprint: c.fingerprints[i].clone(),
                 delta_fp: c.delta_fingerprints.get(i).cloned(),
-                validated: known.get(&i).cloned(),
+                rows: known.get(&i).and_then(|r| r.rows),
+                validated: known.get(&i).and_then(|r| r.validated.clone()),
                 ..Default::default()
             },
             // Computed inside another unit: recorded too, so that the next run knows what

@@ -77,12 +77,10 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
     );
     // Data checks any pipeline of this state folder ran on every row of some data: the same
     // check (same step id and fingerprint) need not run again on the same data.
-    let validated: HashMap<(String, String), Vec<String>> = all_steps
+    let validated: HashMap<(String, String), StepRecord> = all_steps
         .iter()
-        .filter_map(|(id, r)| {
-            let w = r.validated.clone()?;
-            Some(((id.clone(), r.fingerprint.clone()), w))
-        })
+        .filter(|(_, r)| r.validated.is_some())
+        .map(|(id, r)| ((id.clone(), r.fingerprint.clone()), r.clone()))
         .collect();
     // Parts other pipelines of this state folder keep (shared by file and load options).
     let shared: Arc<Vec<StepRecord>> = Arc::new(

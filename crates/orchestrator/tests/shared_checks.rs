@@ -137,3 +137,44 @@ fn different_data_or_different_checks_are_checked_again() {
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     assert!(stderr(&o).contains("not_null"), "{}", stderr(&o));
 }
+
+/// A check skipped because another pipeline checked the data keeps that run's row count:
+/// the next incremental run of `row_count` adds the appended rows to it.
+#[test]
+fn a_skipped_check_keeps_the_row_count_for_the_next_incremental_run() {
+    let data = bundled_data_copy();
+    let invoices = data.path().join("invoices.csv");
+    let n = std::fs::read_to_string(&invoices).unwrap().lines().count() - 1;
+    // Both pipelines allow one more invoice than there are.
+    let dir = tempfile::tempdir().unwrap();
+    let old = "{row_count: {min: 1}, name: invoices_csv_has_rows}";
+    let new = format!(
+        "{{row_count: {{min: 1, max: {}}}, name: invoices_csv_has_rows}}",
+        n + 1
+    );
+    let mut copies = Vec::new();
+    for name in ["late_payment.yaml", "product_mix.yaml"] {
+        let yaml = std::fs::read_to_string(bundled(name)).unwrap();
+        assert!(yaml.contains(old), "{name}");
+        let p = dir.path().join(name);
+        std::fs::write(&p, yaml.replace(old, &new)).unwrap();
+        copies.push(p);
+    }
+    let out = tempfile::tempdir().unwrap();
+    for p in &copies {
+        let o = run_pipeline(p, data.path(), out.path());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    // Two more invoices: one more than allowed. product_mix checks only the new rows now,
+    // counting the rows late_payment saw before them.
+    let mut text = std::fs::read_to_string(&invoices).unwrap();
+    text.push_str("99999991,1,2021-02-01\n99999992,1,2021-02-02\n");
+    std::fs::write(&invoices, text).unwrap();
+    let o = run_pipeline(&copies[1], data.path(), out.path());
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!("has {} rows", n + 2)),
+        "{}",
+        stderr(&o)
+    );
+}
