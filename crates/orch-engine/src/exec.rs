@@ -361,11 +361,13 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
     for (m, st) in materialized.iter_mut().zip(&stateful) {
         *m |= *st;
     }
-    let reuse = reuse(&plan, opts.cache.as_ref(), &stateful);
+    let mut reuse = reuse(&plan, opts.cache.as_ref(), &stateful);
     // A data check known to pass on this data is only its input: fused into its readers,
-    // so polars plans across it, unless it is shared anyway.
+    // so polars plans across it. One that is materialised anyway (read by several steps)
+    // checks again as it goes.
+    reuse.known.retain(|&i, _| !(stateful[i] || plan.shared(i)));
     for &i in reuse.known.keys() {
-        materialized[i] = stateful[i] || plan.shared(i);
+        materialized[i] = false;
     }
     let mut ready: HashMap<usize, Ready> = HashMap::new();
     for (&i, p) in &reuse.cached {

@@ -178,3 +178,39 @@ fn a_skipped_check_keeps_the_row_count_for_the_next_incremental_run() {
         stderr(&o)
     );
 }
+
+/// A check read by several steps is materialised anyway: it checks again as it goes (and
+/// says nothing about an earlier run), while its single-reader neighbours are skipped.
+#[test]
+fn a_check_read_by_several_steps_checks_again() {
+    let data = bundled_data_copy();
+    let out = tempfile::tempdir().unwrap();
+    let first = run_pipeline(&bundled("late_payment.yaml"), data.path(), out.path());
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+
+    let yaml = std::fs::read_to_string(bundled("late_payment.yaml")).unwrap();
+    assert!(yaml.contains("name: late_payment\n"));
+    let two = yaml.replace("name: late_payment\n", "name: two_readers\n")
+        + "\n  - {id: again, type: filter, input: checked_invoices, where: \"invoice_id > 0\"}\n"
+        + "  - {id: write_again, type: write, input: again, path: \"${output_dir}/again.csv\"}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("two_readers.yaml");
+    std::fs::write(&p, two).unwrap();
+    let o = run_pipeline(&p, data.path(), out.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let summary = stdout(&o);
+    assert_eq!(status_of(&summary, "checked_invoices"), "ran", "{summary}");
+    assert!(
+        !summary.contains("step `checked_invoices`: checked exactly"),
+        "{summary}"
+    );
+    assert_eq!(
+        status_of(&summary, "checked_line_items"),
+        "cached",
+        "{summary}"
+    );
+    assert!(
+        summary.contains("step `checked_line_items`: checked exactly"),
+        "{summary}"
+    );
+}
