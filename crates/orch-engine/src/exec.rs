@@ -667,8 +667,7 @@ fn records(
                 ..Default::default()
             },
             // Known to pass on this data (see `Reuse::known`): recorded like a fused step,
-            // and still known.
-            // (Its row count too: the next incremental run's `row_count` adds to it.)
+            // still known, with its row count (the next incremental `row_count` adds to it).
             (StepStatus::Cached, _) if known.contains_key(&i) => StepRecord {
                 fingerprint: c.fingerprints[i].clone(),
                 delta_fp: c.delta_fingerprints.get(i).cloned(),
