@@ -770,6 +770,15 @@ impl Work {
         cache_path: Option<PathBuf>,
     ) -> Result<UnitOutput, RunError> {
         let s = &plan.steps[step];
+        // `RUST_LOG=orch_engine=debug` shows the plan polars runs for each unit, after its
+        // optimiser (what is pushed down, which joins, in what order).
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            if let Work::Materialize(lf) | Work::State(lf) = &self {
+                if let Ok(text) = lf.describe_optimized_plan() {
+                    tracing::debug!(step = %s.id, "optimised plan:\n{text}");
+                }
+            }
+        }
         match self {
             Work::Materialize(lf) => {
                 let mut df = (*lf).collect().map_err(|e| collect_error(s, e))?;
