@@ -100,20 +100,36 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         let prev = previous.get(&s.id).cloned();
         let (shared, inputs) = (Arc::clone(&shared), Arc::clone(&inputs));
         let (full, dir) = (cfg.full_refresh, cfg.state_dir.clone());
-        reads.spawn_blocking(move || read_incremental(&p, i, prev, &shared, &inputs, full, &dir));
+        reads.spawn_blocking(move || {
+            (
+                i,
+                read_incremental(&p, i, prev, &shared, &inputs, full, &dir),
+            )
+        });
     }
     let mut appends: Vec<SourceRead> = Vec::new();
+    // The first failure in pipeline order, not in finishing order: the same broken input
+    // gives the same message on every run.
+    let mut failed: Option<(usize, (String, RunError))> = None;
     while let Some(joined) = reads.join_next().await {
-        match joined.map_err(|e| ("append".to_string(), RunError::internal(e))) {
-            Ok(Ok(r)) => appends.push(r),
-            Ok(Err(e)) | Err(e) => {
-                return Err(RunFailure {
-                    step: e.0,
-                    error: e.1,
-                    report: empty_report(&plan),
-                })
+        let (i, e) = match joined {
+            Ok((_, Ok(r))) => {
+                appends.push(r);
+                continue;
             }
+            Ok((i, Err(e))) => (i, e),
+            Err(e) => (usize::MAX, ("append".to_string(), RunError::internal(e))),
+        };
+        if failed.as_ref().is_none_or(|(j, _)| i < *j) {
+            failed = Some((i, e));
         }
+    }
+    if let Some((_, (step, error))) = failed {
+        return Err(RunFailure {
+            step,
+            error,
+            report: empty_report(&plan),
+        });
     }
     appends.sort_by_key(|a| a.step);
     // New parts are written beside the run (they are needed only by the next run) and
@@ -235,11 +251,16 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
                 tracing::warn!(step = %s.id, "{w}");
             }
             r.warnings.extend(a.warnings.iter().cloned());
-            // Read here, before the plan ran: the source ran if it parsed anything.
-            if a.new_rows > 0 || !a.incremental {
+            // Read here, before the plan ran: the source ran if it parsed anything; reading
+            // only stored parts (its own or another pipeline's) is `cached`. (A source with
+            // no rows yet was read by the plan itself, which reported it.)
+            if a.new_frame.is_some() {
                 r.status = StepStatus::Ran;
-                r.rows = Some(a.watermark.rows as usize);
                 r.elapsed = a.elapsed;
+                r.rows = Some(a.watermark.rows as usize);
+            } else if !a.old_parts.is_empty() {
+                r.status = StepStatus::Cached;
+                r.rows = Some(a.watermark.rows as usize);
             }
             report.records.push((
                 s.id.clone(),
