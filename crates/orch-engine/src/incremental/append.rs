@@ -24,14 +24,9 @@ fn hash_prefix(path: &Path, n: u64) -> Result<String, RunError> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// One pass over the file: the hash of each prefix asked for (by length) and of all of it.
-/// Replaces separate reads (prefix checks, new watermark, fingerprint).
-fn hash_once(path: &Path, mids: &[u64]) -> Result<(Vec<Option<String>>, String), RunError> {
-    let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
-    // SAFETY: read-only map of an input file; a concurrent writer could only change what we
-    // hash, which the next run detects through the prefix hash.
-    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| RunError::io(path.display(), e))?;
-    let bytes: &[u8] = &map;
+/// One pass over the file's bytes: the hash of each prefix asked for (by length) and of
+/// all of it. Replaces separate reads (prefix checks, new watermark, fingerprint).
+fn hash_once(bytes: &[u8], mids: &[u64]) -> (Vec<Option<String>>, String) {
     let mut order: Vec<usize> = (0..mids.len()).collect();
     order.sort_by_key(|&i| mids[i]);
     let mut prefixes = vec![None; mids.len()];
@@ -48,23 +43,13 @@ fn hash_once(path: &Path, mids: &[u64]) -> Result<(Vec<Option<String>>, String),
         prefixes[i] = Some(h.finalize().to_hex().to_string());
     }
     h.update_rayon(&bytes[done..]);
-    Ok((prefixes, h.finalize().to_hex().to_string()))
+    (prefixes, h.finalize().to_hex().to_string())
 }
 
-fn byte_at(path: &Path, at: u64) -> Result<Option<u8>, RunError> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
-    f.seek(SeekFrom::Start(at))
-        .map_err(|e| RunError::io(path.display(), e))?;
-    let mut b = [0u8; 1];
-    let n = f
-        .read(&mut b)
-        .map_err(|e| RunError::io(path.display(), e))?;
-    Ok((n == 1).then_some(b[0]))
-}
-
-/// The file's bytes, mapped rather than read: a first read of a large file parses it in
-/// place, and only the appended tail of a rerun is ever copied.
+/// The file's bytes, mapped rather than read, once per read: they are hashed, checked and
+/// counted in place, and only the appended tail of a rerun is ever copied. A concurrent
+/// writer could only change what we hash, which the next run detects through the prefix
+/// hash.
 fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, RunError> {
     let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
     let len = f
@@ -74,7 +59,7 @@ fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, RunError> {
     if len == 0 {
         return Ok(None);
     }
-    // SAFETY: read-only map of an input file (see `hash_once`).
+    // SAFETY: read-only map of an input file (see above).
     unsafe { memmap2::Mmap::map(&f) }
         .map(Some)
         .map_err(|e| RunError::io(path.display(), e))
@@ -83,32 +68,29 @@ fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, RunError> {
 /// Why the previous parts cannot be extended, if they cannot.
 fn invalid_reason(
     prev: Option<&Watermark>,
-    path: &Path,
+    bytes: &[u8],
     size: u64,
     prefix_hash: Option<&str>,
-) -> Result<Option<String>, RunError> {
+) -> Option<String> {
     let Some(w) = prev else {
-        return Ok(Some("first run".into()));
+        return Some("first run".into());
     };
     if size < w.bytes {
-        return Ok(Some(format!(
-            "the file shrank from {} to {size} bytes",
-            w.bytes
-        )));
+        return Some(format!("the file shrank from {} to {size} bytes", w.bytes));
     }
     if let Some(why) = missing_part(w) {
-        return Ok(Some(why));
+        return Some(why);
     }
     if prefix_hash != Some(w.prefix_hash.as_str()) {
-        return Ok(Some("rows already read were changed or removed".into()));
+        return Some("rows already read were changed or removed".into());
     }
     if !w.ends_with_newline && size > w.bytes {
-        let next = byte_at(path, w.bytes)?;
-        if next != Some(b'\n') && next != Some(b'\r') {
-            return Ok(Some("the last line read was extended".into()));
+        let next = bytes.get(w.bytes as usize);
+        if next != Some(&b'\n') && next != Some(&b'\r') {
+            return Some("the last line read was extended".into());
         }
     }
-    Ok(None)
+    None
 }
 
 /// Reads what is new in append source `i`. `shared` are the watermarks other pipelines of
@@ -178,16 +160,18 @@ pub fn read_append(
         candidates.extend(others.into_iter().take(3));
     }
     let mids: Vec<u64> = candidates.iter().map(|w| w.bytes).collect();
-    let (prefixes, content_hash) = hash_once(path, &mids)?;
+    let map = map_file(path)?;
+    let all: &[u8] = map.as_deref().unwrap_or_default();
+    let (prefixes, content_hash) = hash_once(all, &mids);
     let mut reason = if full_refresh {
         Some("--full-refresh".to_string())
     } else {
         invalid_reason(
             own.as_ref(),
-            path,
+            all,
             size,
             prefixes.first().cloned().flatten().as_deref(),
-        )?
+        )
     };
     let mut prev_wm = own;
     // Whether the parts extended are this pipeline's own: only then are the new rows exactly
@@ -196,7 +180,7 @@ pub fn read_append(
     if reason.is_some() && !full_refresh {
         let skip = usize::from(prev_wm.is_some());
         for (w, p) in candidates.iter().zip(&prefixes).skip(skip) {
-            if invalid_reason(Some(w), path, size, p.as_deref())?.is_none() {
+            if invalid_reason(Some(w), all, size, p.as_deref()).is_none() {
                 tracing::debug!(step = %s.id, bytes = w.bytes, "reusing parts read by another pipeline");
                 prev_wm = Some(w.clone());
                 reason = None;
@@ -209,8 +193,6 @@ pub fn read_append(
         (None, Some(w)) => (w.bytes, w.parts.clone(), w.rows),
         _ => (0, Vec::new(), 0),
     };
-    let map = map_file(path)?;
-    let all: &[u8] = map.as_deref().unwrap_or_default();
     let mut start = start.min(all.len() as u64);
     let breaks = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
     // Line breaks before the tail: what the parts cover, as the watermark counted them.
@@ -218,7 +200,7 @@ pub fn read_append(
     if let (None, Some(w)) = (&reason, &prev_wm) {
         lines_before_tail = match w.lines {
             Some(n) => n,
-            None => lines_before(path, start)?,
+            None => breaks(&all[..start as usize]),
         };
         // The previous read ended on a line without a break; its break arrived with this
         // append.
@@ -325,15 +307,6 @@ pub fn read_append(
         warnings: Vec::new(),
         elapsed: Default::default(),
     })
-}
-
-/// Line breaks in the first `n` bytes of the file (for watermarks that did not count them).
-fn lines_before(path: &Path, n: u64) -> Result<u64, RunError> {
-    let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
-    // SAFETY: read-only map of an input file (see `hash_once`).
-    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| RunError::io(path.display(), e))?;
-    let n = (n as usize).min(map.len());
-    Ok(memchr::memchr_iter(b'\n', &map[..n]).count() as u64)
 }
 
 fn read_header(path: &Path) -> Result<Vec<u8>, RunError> {
