@@ -11,13 +11,6 @@ use common::*;
 use std::io::Write;
 use std::path::Path;
 
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-}
-
 fn replace_in(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from} not in {}", path.display());
@@ -83,7 +76,7 @@ fn incremental_runs_equal_full_refreshes_through_a_sequence_of_changes() {
 
     // New invoices after the last id: new dates, and two late-arriving ones with old dates;
     // their line items, plus line items for invoices seen before.
-    append(
+    append_lines(
         &d.join("invoices.csv"),
         &[
             "10254,1,2021-03-20".into(),
@@ -92,7 +85,7 @@ fn incremental_runs_equal_full_refreshes_through_a_sequence_of_changes() {
             "10257,200,2020-12-31".into(),
         ],
     );
-    append(
+    append_lines(
         &d.join("invoice_line_items.csv"),
         &[
             "10254,1-60559-539-X,2".into(),
@@ -136,8 +129,8 @@ fn incremental_runs_equal_full_refreshes_through_a_sequence_of_changes() {
     run_and_compare(d, inc.path(), full.path(), "2021-04-30", "as_of forward");
 
     // More appends, then an edit of a row already read: the source is read in full again.
-    append(&d.join("invoices.csv"), &["10258,4,2021-04-01".into()]);
-    append(
+    append_lines(&d.join("invoices.csv"), &["10258,4,2021-04-01".into()]);
+    append_lines(
         &d.join("invoice_line_items.csv"),
         &["10258,1-60559-539-X,1".into()],
     );
@@ -175,7 +168,7 @@ fn incremental_runs_equal_full_refreshes_through_a_sequence_of_changes() {
     let s = run_and_compare(d, inc.path(), full.path(), "2021-04-30", "no final newline");
     assert!(s.contains("appended: 1 new rows"), "{s}");
     // Its break and more rows arrive later: only the new row is read.
-    append(
+    append_lines(
         &d.join("invoices.csv"),
         &["".into(), "10260,6,2021-04-03".into()],
     );
@@ -324,12 +317,12 @@ steps:
     go("first run");
     // New rows on every incremental source: new groups, new tags, a null, rows for ids
     // whose weight arrives only now (both sides of the inner join gain rows).
-    append(
+    append_lines(
         &d.join("a.csv"),
         &["4,z,7,s".into(), "5,x,,t".into(), "2,x,1,p".into()],
     );
-    append(&d.join("b.csv"), &["11,y,3,q".into()]);
-    append(
+    append_lines(&d.join("b.csv"), &["11,y,3,q".into()]);
+    append_lines(
         &d.join("c.csv"),
         &["3,30".into(), "4,5".into(), "5,50".into(), "11,10".into()],
     );
@@ -345,18 +338,18 @@ steps:
         "{s}"
     );
     // Rows that only feed the left side, then only the right side.
-    append(&d.join("a.csv"), &["6,y,2,u".into()]);
+    append_lines(&d.join("a.csv"), &["6,y,2,u".into()]);
     go("left only");
-    append(&d.join("c.csv"), &["6,60".into(), "10,1".into()]);
+    append_lines(&d.join("c.csv"), &["6,60".into(), "10,1".into()]);
     let s = go("right only");
     assert!(s.contains("merged"), "{s}");
     // A dimension change (a label): the left join cannot merge, everything after it is
     // recomputed, and says why.
     std::fs::write(d.join("g.csv"), "grp,label\nx,ex\ny,wye\nz,zed\n").unwrap();
-    append(&d.join("a.csv"), &["7,z,1,v".into(), "8,z,1,v".into()]);
+    append_lines(&d.join("a.csv"), &["7,z,1,v".into(), "8,z,1,v".into()]);
     let s = go("dimension change");
     assert!(s.contains("recomputed in full"), "{s}");
-    append(&d.join("b.csv"), &["12,z,9,w".into()]);
+    append_lines(&d.join("b.csv"), &["12,z,9,w".into()]);
     go("after the change");
 }
 
@@ -389,8 +382,8 @@ fn shared_parts_never_stand_in_for_a_pipelines_own_progress() {
     );
     one("product_mix", &oi, &[]);
     // New rows arrive; now late_payment runs for the first time since the edit.
-    append(&d.join("invoices.csv"), &["10254,3,2021-03-20".into()]);
-    append(
+    append_lines(&d.join("invoices.csv"), &["10254,3,2021-03-20".into()]);
+    append_lines(
         &d.join("invoice_line_items.csv"),
         &["10254,1-60559-539-X,2".into()],
     );
@@ -440,7 +433,7 @@ steps:
         )
     };
     assert_eq!(go().1, "n,s\n0,0\n");
-    append(
+    append_lines(
         &d.join("a.csv"),
         &["1,5".into(), "2,7".into(), "2,1".into()],
     );

@@ -27,17 +27,9 @@ fn bundled(name: &str) -> std::path::PathBuf {
 /// `checked_line_items` reports it.
 fn add_unknown_sku(data: &Path) {
     let f = data.join("invoice_line_items.csv");
-    let mut text = std::fs::read_to_string(&f).unwrap();
-    let invoice = text
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
-    text.push_str(&format!("{invoice},NO-SUCH-SKU,3\n"));
-    std::fs::write(&f, text).unwrap();
+    let text = std::fs::read_to_string(&f).unwrap();
+    let invoice = text.lines().nth(1).unwrap().split(',').next().unwrap();
+    append_lines(&f, &[format!("{invoice},NO-SUCH-SKU,3")]);
 }
 
 #[test]
@@ -167,9 +159,13 @@ fn a_skipped_check_keeps_the_row_count_for_the_next_incremental_run() {
     }
     // Two more invoices: one more than allowed. product_mix checks only the new rows now,
     // counting the rows late_payment saw before them.
-    let mut text = std::fs::read_to_string(&invoices).unwrap();
-    text.push_str("99999991,1,2021-02-01\n99999992,1,2021-02-02\n");
-    std::fs::write(&invoices, text).unwrap();
+    append_lines(
+        &invoices,
+        &[
+            "99999991,1,2021-02-01".into(),
+            "99999992,1,2021-02-02".into(),
+        ],
+    );
     let o = run_pipeline(&copies[1], data.path(), out.path());
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     assert!(

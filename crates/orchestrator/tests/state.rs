@@ -435,18 +435,16 @@ fn a_run_deletes_the_states_it_replaced() {
     assert!(!before.is_empty(), "late_payment keeps aggregation states");
 
     // One more invoice with a line item: every state changes.
-    let mut inv = std::fs::OpenOptions::new()
-        .append(true)
-        .open(data.path().join("invoices.csv"))
-        .unwrap();
-    std::io::Write::write_all(&mut inv, b"99999991,1,2021-02-01\n").unwrap();
+    append_lines(
+        &data.path().join("invoices.csv"),
+        &["99999991,1,2021-02-01".into()],
+    );
     let items = std::fs::read_to_string(data.path().join("invoice_line_items.csv")).unwrap();
     let sku = items.lines().nth(1).unwrap().split(',').nth(1).unwrap();
-    let mut li = std::fs::OpenOptions::new()
-        .append(true)
-        .open(data.path().join("invoice_line_items.csv"))
-        .unwrap();
-    std::io::Write::write_all(&mut li, format!("99999991,{sku},2\n").as_bytes()).unwrap();
+    append_lines(
+        &data.path().join("invoice_line_items.csv"),
+        &[format!("99999991,{sku},2")],
+    );
 
     let second = run_lp(data.path(), out.path(), &[]);
     assert_eq!(code(&second), 0, "{}", stderr(&second));

@@ -135,3 +135,12 @@ pub fn assert_csv_eq(actual: &Path, expected: &Path) {
         }
     }
 }
+
+/// Appends lines (each ended by a line break) to a file, as a daily export would.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
