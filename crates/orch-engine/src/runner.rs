@@ -49,6 +49,9 @@ fn state_failure(plan: &Plan, e: StateError) -> RunFailure {
 
 /// Runs a compiled plan against its state folder.
 pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport, RunFailure> {
+    // The whole run, as its user waits for it: source reads before the plan, the plan, and
+    // the commit after it (the executor's own clock sees only the middle).
+    let clock = std::time::Instant::now();
     let _lock = StateLock::acquire(&cfg.state_dir).map_err(|e| state_failure(&plan, e))?;
     let store = Store::open(&cfg.state_dir).map_err(|e| state_failure(&plan, e))?;
     let started = chrono::Utc::now();
@@ -336,6 +339,10 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
             Ok(_) => {}
             Err(e) => tracing::warn!("could not remove stored files no record uses: {e}"),
         }
+    }
+    match &mut result {
+        Ok(r) => r.elapsed = clock.elapsed(),
+        Err(f) => f.report.elapsed = clock.elapsed(),
     }
     result
 }
