@@ -218,7 +218,7 @@ fn merged_aggregations_equal_a_full_recompute() {
     let d = dir.path();
     std::fs::write(
         d.join("a.csv"),
-        "id,grp,v,tag\n1,x,1.5,p\n2,x,2.5,q\n3,y,,p\n",
+        "id,grp,v,tag\n1,x,1.5,p\n2,x,2.5,q\n3,y,,p\n1,,0.5,n\n",
     )
     .unwrap();
     std::fs::write(d.join("b.csv"), "id,grp,v,tag\n10,y,4,r\n").unwrap();
@@ -316,10 +316,16 @@ steps:
     };
     go("first run");
     // New rows on every incremental source: new groups, new tags, a null, rows for ids
-    // whose weight arrives only now (both sides of the inner join gain rows).
+    // whose weight arrives only now (both sides of the inner join gain rows), a row of the
+    // group whose key is null (merged with its stored row, not kept beside it).
     append_lines(
         &d.join("a.csv"),
-        &["4,z,7,s".into(), "5,x,,t".into(), "2,x,1,p".into()],
+        &[
+            "4,z,7,s".into(),
+            "5,x,,t".into(),
+            "2,x,1,p".into(),
+            "2,,1,m".into(),
+        ],
     );
     append_lines(&d.join("b.csv"), &["11,y,3,q".into()]);
     append_lines(

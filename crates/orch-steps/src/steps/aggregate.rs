@@ -225,6 +225,19 @@ impl Step for Aggregate {
             polars::prelude::concat(lfs, Default::default())
                 .map_err(|e| RunError::engine("stacking aggregation states", e))
         };
+        // Lists of strings (the common case: names) are merged by a linear merge of the two
+        // sorted lists; other lists are exploded, deduplicated and sorted again.
+        let state_schema = old
+            .clone()
+            .collect_schema()
+            .map_err(|e| RunError::engine("reading the stored aggregation state", e))?;
+        let merges_strings = |n: &str| {
+            matches!(
+                state_schema.get(n),
+                Some(polars::prelude::DataType::List(inner))
+                    if **inner == polars::prelude::DataType::String
+            )
+        };
         // Only the groups the new rows touch are merged; the others are kept as they are.
         let (keep, stacked) = if self.group_by.is_empty() {
             (None, stack(vec![old, new.clone()])?)
@@ -234,45 +247,70 @@ impl Step for Aggregate {
                 .clone()
                 .select(keys.clone())
                 .unique(None, Default::default());
+            // A null key is a group like any other: its stored row must be matched too (it
+            // was kept beside the merged one, giving the null group twice).
             let split = |how| {
-                old.clone().join(
-                    touched.clone(),
-                    keys.clone(),
-                    keys.clone(),
-                    polars::prelude::JoinArgs::new(how),
-                )
+                let mut args = polars::prelude::JoinArgs::new(how);
+                args.nulls_equal = true;
+                old.clone()
+                    .join(touched.clone(), keys.clone(), keys.clone(), args)
             };
             let keep = split(polars::prelude::JoinType::Anti);
             let stacked = stack(vec![split(polars::prelude::JoinType::Semi), new])?;
             (Some(keep), stacked)
         };
         let mut aggs = Vec::new();
+        // The merged state's columns, in the stored state's order (kept groups are stacked
+        // under the merged ones).
+        let mut columns: Vec<polars::prelude::Expr> =
+            self.group_by.iter().map(|g| col(g.name.as_str())).collect();
         for a in &self.aggregations {
             let n = a.name.as_str();
-            match a.function.as_str() {
-                "count" => aggs.push(col(n).sum().cast(polars::prelude::DataType::Int64).alias(n)),
-                "sum" => aggs.push(col(n).sum().alias(n)),
-                "min" => aggs.push(col(n).min().alias(n)),
-                "max" => aggs.push(col(n).max().alias(n)),
-                "sorted_distinct_list" => aggs.push(self.union_lists(n).alias(n)),
-                "count_distinct" if self.list_of_same(a).is_some() => {}
-                "count_distinct" => {
-                    let h = hidden("cd", n);
-                    aggs.push(self.union_lists(&h).alias(h))
+            let list = match a.function.as_str() {
+                "sorted_distinct_list" => n.to_string(),
+                "count_distinct" if self.list_of_same(a).is_some() => continue,
+                "count_distinct" => hidden("cd", n),
+                "count" => {
+                    aggs.push(col(n).sum().cast(polars::prelude::DataType::Int64).alias(n));
+                    columns.push(col(n));
+                    continue;
+                }
+                "sum" | "min" | "max" => {
+                    aggs.push(match a.function.as_str() {
+                        "sum" => col(n).sum().alias(n),
+                        "min" => col(n).min().alias(n),
+                        _ => col(n).max().alias(n),
+                    });
+                    columns.push(col(n));
+                    continue;
                 }
                 "mean" => {
-                    let (s, c) = (hidden("sum", n), hidden("n", n));
-                    aggs.push(col(s.as_str()).sum().alias(s.as_str()));
-                    aggs.push(col(c.as_str()).sum().alias(c.as_str()));
+                    for h in [hidden("sum", n), hidden("n", n)] {
+                        aggs.push(col(h.as_str()).sum().alias(h.as_str()));
+                        columns.push(col(h.as_str()));
+                    }
+                    continue;
                 }
                 f => {
                     return Err(RunError::internal(format!(
                         "aggregation {f} does not merge"
                     )))
                 }
+            };
+            let l = list.as_str();
+            if merges_strings(l) {
+                // A group holds at most its stored row and its new row: first and last are
+                // the two lists (one list twice merges to itself).
+                let (x, y) = (hidden("old", l), hidden("new", l));
+                aggs.push(col(l).first().alias(x.as_str()));
+                aggs.push(col(l).last().alias(y.as_str()));
+                columns.push(merge_sorted_strings(col(x.as_str()), col(y.as_str())).alias(l));
+            } else {
+                aggs.push(self.union_lists(l).alias(l));
+                columns.push(col(l));
             }
         }
-        let merged = self.grouped(stacked, aggs);
+        let merged = self.grouped(stacked, aggs).select(columns);
         match keep {
             Some(keep) => stack(vec![keep, merged]),
             None => Ok(merged),
@@ -419,4 +457,70 @@ fn lower_arg(a: &Aggregation, schema: &Schema) -> Result<Option<polars::prelude:
                 .map_err(|e| RunError::internal(e.message))
         })
         .transpose()
+}
+
+/// Per row, the union of two lists of strings that are each sorted (byte order, as polars
+/// sorts strings) and without repeats: one linear merge, where exploding the two lists,
+/// deduplicating and sorting again measured 2-3x slower on 3 M names. A null list is empty.
+fn merge_sorted_strings(
+    a: polars::prelude::Expr,
+    b: polars::prelude::Expr,
+) -> polars::prelude::Expr {
+    a.map_many(
+        |cols| merge_string_lists(&cols[0], &cols[1]),
+        &[b],
+        |_, fields| Ok(fields[0].clone()),
+    )
+}
+
+fn merge_string_lists(
+    a: &polars::prelude::Column,
+    b: &polars::prelude::Column,
+) -> polars::prelude::PolarsResult<polars::prelude::Column> {
+    use polars::prelude::{IntoColumn, ListBuilderTrait, ListStringChunkedBuilder};
+    use std::cmp::Ordering;
+    let (a, b) = (a.list()?.rechunk(), b.list()?.rechunk());
+    let (la, lb) = (a.downcast_as_array(), b.downcast_as_array());
+    let (ia, ib) = (a.get_inner(), b.get_inner());
+    let (ia, ib) = (ia.str()?.rechunk(), ib.str()?.rechunk());
+    let (va, vb) = (ia.downcast_as_array(), ib.downcast_as_array());
+    let (oa, ob) = (la.offsets(), lb.offsets());
+    // The value positions of row `i` (a null list is empty).
+    let span = |o: &[i64], l: &polars::prelude::LargeListArray, i: usize| {
+        if l.validity().is_none_or(|v| v.get_bit(i)) {
+            o[i] as usize..o[i + 1] as usize
+        } else {
+            0..0
+        }
+    };
+    let mut out = ListStringChunkedBuilder::new(a.name().clone(), a.len(), va.len() + vb.len());
+    let mut merged: Vec<&str> = Vec::new();
+    for i in 0..a.len() {
+        merged.clear();
+        // Null values are left out, as the list aggregation leaves them out.
+        let mut x = span(oa.as_slice(), la, i)
+            .filter_map(|j| va.get(j))
+            .peekable();
+        let mut y = span(ob.as_slice(), lb, i)
+            .filter_map(|j| vb.get(j))
+            .peekable();
+        loop {
+            let next = match (x.peek(), y.peek()) {
+                (Some(p), Some(q)) => match p.as_bytes().cmp(q.as_bytes()) {
+                    Ordering::Less => x.next(),
+                    Ordering::Greater => y.next(),
+                    Ordering::Equal => {
+                        y.next();
+                        x.next()
+                    }
+                },
+                (Some(_), None) => x.next(),
+                (None, Some(_)) => y.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        out.append_values_iter(merged.iter().copied());
+    }
+    Ok(out.finish().into_column())
 }
