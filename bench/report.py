@@ -99,10 +99,9 @@ def main(argv: list[str]) -> int:
                  f"`as_of={meta.get('AS_OF', '?')}`, `payment_term_days={meta.get('TERM', '?')}`")
     lines.append(f"- repetitions: {meta.get('REPS', '?')} per figure; every figure is the median")
     lines.append("- wall time: the whole process (start to exit), including reading the CSVs and "
-                 "writing Parquet + CSV; orchestrator figures are the sum of its two processes "
-                 "(`late_payment.yaml`, then `product_mix.yaml`)")
-    lines.append("- peak RSS: `/usr/bin/time` max resident set size (orchestrator: the larger of "
-                 "its two processes; Spark: Python driver + JVM)")
+                 "writing Parquet + CSV; orchestrator: one `orchestrator run` of both files "
+                 "(`late_payment.yaml`, then `product_mix.yaml`, in one process)")
+    lines.append("- peak RSS: `/usr/bin/time` max resident set size (Spark: Python driver + JVM)")
     lines.append("- ratio: engine / hand-written polars baseline at the same scale (lower is better)")
     lines.append("- other CPU use: share of the machine's CPU capacity used by *other* processes "
                  "while the engine ran (machine busy time from /proc/stat minus the engine's own "

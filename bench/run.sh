@@ -155,24 +155,24 @@ measure() {
   fi
 }
 
-# orch_both KEY SCALE REP DIR: both bundled pipelines, one process each; records each
-# pipeline and the combination (wall: sum, RSS: max).
+# orch_both KEY SCALE REP DIR: both bundled pipelines in one `orchestrator run` (one
+# process, as a cron line would run them); records the whole run, and each pipeline's own
+# time from its summary line (`pipeline `X`: ok in N s`; RSS: the process's).
 orch_both() {
-  local key="$1" scale="$2" rep="$3" dir="$4"
-  local total=0 peak=0 other=0 p
+  local key="$1" scale="$2" rep="$3" dir="$4" p w
+  # cwd = the run directory, so a state directory relative to cwd or to the pipeline
+  # file (copied there) stays inside it.
+  measure "" "$scale" "$rep" "$dir/orch.log" \
+    env -C "$dir" "$BIN/orchestrator" run pipelines/late_payment.yaml pipelines/product_mix.yaml \
+      --param "as_of=$AS_OF" --param "payment_term_days=$TERM_DAYS" \
+      --param "input_dir=$dir/input" --param "output_dir=$dir/out"
   for p in late_payment product_mix; do
-    # cwd = the run directory, so a state directory relative to cwd or to the pipeline
-    # file (copied there) stays inside it.
-    measure "$key.$p" "$scale" "$rep" "$dir/orch.log" \
-      env -C "$dir" "$BIN/orchestrator" -q run "pipelines/$p.yaml" \
-        --param "as_of=$AS_OF" --param "payment_term_days=$TERM_DAYS" \
-        --param "input_dir=$dir/input" --param "output_dir=$dir/out"
-    total=$(awk -v a="$total" -v b="$LAST_WALL" 'BEGIN { printf "%.4f", a + b }')
-    other=$(awk -v a="$other" -v b="$LAST_OTHER" 'BEGIN { printf "%.2f", a + b }')
-    (( LAST_RSS > peak )) && peak=$LAST_RSS
+    w=$(grep -o "pipeline \`$p\`: ok in [0-9.]*s" "$dir/orch.log" | tail -n 1 | sed 's/.* ok in \([0-9.]*\)s/\1/')
+    [[ -n "$w" ]] || die "no summary line for $p in $dir/orch.log"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scale" "$key.$p" "$rep" "$w" "$LAST_RSS" "0" >> "$MEAS"
   done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scale" "$key" "$rep" "$total" "$peak" "$other" >> "$MEAS"
-  echo "   $key: ${total}s, ${peak} KiB"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scale" "$key" "$rep" "$LAST_WALL" "$LAST_RSS" "$LAST_OTHER" >> "$MEAS"
+  echo "   $key: ${LAST_WALL}s, ${LAST_RSS} KiB"
 }
 
 clean_dir() {  # empties a directory (outputs and any .orchestrator state) and recreates it

@@ -46,12 +46,40 @@ pub struct PipelineArgs {
     pub params: Vec<String>,
 }
 
+/// `run` takes several pipeline files (one cron line for the day's pipelines).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline files (YAML), run in this order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Set a param: `--param as_of=2024-03-31` (repeatable; given to every pipeline).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+impl RunArgs {
+    /// One [`PipelineArgs`] per file, each with the params.
+    pub fn each(&self) -> Vec<PipelineArgs> {
+        self.files
+            .iter()
+            .map(|f| PipelineArgs {
+                file: f.clone(),
+                params: self.params.clone(),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a pipeline and run it.
+    /// Check pipelines and run them, one after the other in one process.
+    ///
+    /// Every file is checked before anything runs; the params apply to each. A run that
+    /// fails stops the ones after it (a later pipeline may read an earlier one's output).
     Run {
         #[command(flatten)]
-        pipeline: PipelineArgs,
+        pipelines: RunArgs,
         /// How many steps may run at once (default: the number of cores).
         #[arg(long, short = 'j')]
         jobs: Option<usize>,

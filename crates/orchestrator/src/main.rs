@@ -98,17 +98,54 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
             Err(code) => code,
         },
         Command::Run {
-            pipeline,
+            pipelines,
             jobs,
             full_refresh,
             state,
         } => {
-            let plan = match load(&pipeline, interactive) {
-                Ok(p) => Arc::new(p),
-                Err(code) => return code,
+            // Every file is checked (and every problem reported) before anything runs.
+            let loaded: Vec<_> = pipelines
+                .each()
+                .iter()
+                .map(|p| load(p, interactive))
+                .collect();
+            if let Some(code) = loaded.iter().find_map(|l| l.as_ref().err()) {
+                return *code;
+            }
+            let plans: Vec<Arc<Plan>> = loaded.into_iter().flatten().map(Arc::new).collect();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return EXIT_RUN_FAILED;
+                }
             };
-            let dir = state_dir(&plan, state.state_dir.as_deref());
-            run(plan, dir, full_refresh, jobs, interactive, cli.quiet)
+            for (i, plan) in plans.iter().enumerate() {
+                let dir = state_dir(plan, state.state_dir.as_deref());
+                let code = run(
+                    &runtime,
+                    Arc::clone(plan),
+                    dir,
+                    full_refresh,
+                    jobs,
+                    interactive,
+                    cli.quiet,
+                );
+                if code != EXIT_OK {
+                    let rest: Vec<_> = plans[i + 1..]
+                        .iter()
+                        .map(|p| p.source.name.as_str())
+                        .collect();
+                    if !rest.is_empty() {
+                        eprintln!("  not run (after this failure): {}", rest.join(", "));
+                    }
+                    return code;
+                }
+            }
+            EXIT_OK
         }
         Command::Status { pipeline, state } => {
             with_store(&pipeline, &state, interactive, false, |plan, store| {
@@ -248,7 +285,9 @@ fn load(args: &args::PipelineArgs, interactive: bool) -> Result<Plan, u8> {
     }
 }
 
+/// Runs one compiled pipeline; prints its summary (or its failure).
 fn run(
+    runtime: &tokio::runtime::Runtime,
     plan: Arc<Plan>,
     state_dir: std::path::PathBuf,
     full_refresh: bool,
@@ -256,16 +295,6 @@ fn run(
     interactive: bool,
     quiet: bool,
 ) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return EXIT_RUN_FAILED;
-        }
-    };
     let progress = interactive.then(|| summary::Progress::new(&plan.name));
     let mut opts = RunOptions::default();
     if let Some(j) = jobs {

@@ -12,7 +12,7 @@ pub fn table(report: &RunReport, failed: Option<&str>) -> String {
         Some(step) => format!("FAILED at step `{step}`"),
     };
     out.push_str(&format!(
-        "pipeline `{}`: {verdict} in {:.2}s\n",
+        "pipeline `{}`: {verdict} in {:.3}s\n",
         report.pipeline,
         report.elapsed.as_secs_f64()
     ));

@@ -166,6 +166,98 @@ fn edge_data_set() {
     }
 }
 
+/// `run` with several files: each pipeline runs in turn in one process, as it would alone.
+#[test]
+fn several_pipelines_in_one_run() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "pipelines/late_payment.yaml",
+            "pipelines/product_mix.yaml",
+            "-p",
+            "as_of=2024-03-31",
+            "-p",
+            "input_dir=tests/data/edge",
+            "-p",
+            &format!("output_dir={}", out.path().display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for p in ["late_payment", "product_mix"] {
+        assert!(
+            stdout(&o).contains(&format!("pipeline `{p}`: ok")),
+            "{}",
+            stdout(&o)
+        );
+        assert_csv_eq(
+            &out.path().join(format!("{p}.csv")),
+            &repo().join(format!("tests/expected/edge/as_of=2024-03-31/{p}.csv")),
+        );
+    }
+}
+
+/// Every file is checked before anything runs; a failed run stops the ones after it.
+#[test]
+fn several_pipelines_are_all_checked_first_and_stop_at_a_failure() {
+    let out = tempfile::tempdir().unwrap();
+    let o_dir = format!("output_dir={}", out.path().display());
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    let text = std::fs::read_to_string(repo().join("pipelines/product_mix.yaml")).unwrap();
+    std::fs::write(&broken, text.replace("input: purchases", "input: purchase")).unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "pipelines/late_payment.yaml",
+            broken.to_str().unwrap(),
+            "pipelines/missing.yaml",
+            "-p",
+            "as_of=2024-03-31",
+            "-p",
+            "input_dir=tests/data/edge",
+            "-p",
+            &o_dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("purchase") && err.contains("broken.yaml"),
+        "{err}"
+    );
+    assert!(err.contains("pipelines/missing.yaml"), "{err}");
+    assert!(!out.path().join("late_payment.csv").exists(), "nothing ran");
+    // A run that fails (no invoices file) stops the pipelines after it.
+    let data = tempfile::tempdir().unwrap();
+    for f in ["accounts.csv", "invoice_line_items.csv", "skus.csv"] {
+        std::fs::copy(repo().join("tests/data/edge").join(f), data.path().join(f)).unwrap();
+    }
+    let o = bin()
+        .args([
+            "run",
+            "pipelines/late_payment.yaml",
+            "pipelines/product_mix.yaml",
+            "-p",
+            "as_of=2024-03-31",
+            "-p",
+            &format!("input_dir={}", data.path().display()),
+            "-p",
+            &o_dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("not run (after this failure): pipelines/product_mix.yaml"),
+        "{err}"
+    );
+    assert!(!out.path().join("product_mix.csv").exists());
+}
+
 #[test]
 fn a_header_only_extract_stops_the_run_and_keeps_outputs() {
     let data = bundled_data_copy();
