@@ -258,6 +258,55 @@ fn several_pipelines_are_all_checked_first_and_stop_at_a_failure() {
     assert!(!out.path().join("product_mix.csv").exists());
 }
 
+/// A SKU id listed twice would price its line items twice (and give them two names); a SKU
+/// without a price would count as 0. Both bundled pipelines stop instead, outputs kept.
+#[test]
+fn a_duplicate_or_unpriced_sku_stops_both_pipelines() {
+    let data = bundled_data_copy();
+    let d = data.path().display().to_string();
+    let out = tempfile::tempdir().unwrap();
+    for p in ["late_payment", "product_mix"] {
+        run_bundled(p, &d, &["as_of=2021-03-01"], out.path());
+    }
+    let skus = data.path().join("skus.csv");
+    let original = std::fs::read_to_string(&skus).unwrap();
+    let first_id = original.lines().nth(1).unwrap().split(',').next().unwrap();
+    let cases = [
+        (
+            format!("{first_id},Another name,listed twice,1.0,100.0"),
+            "check `unique(item_id)` failed: 2 rows",
+        ),
+        (
+            "NEW-SKU,Unpriced,no price,1.0,".to_string(),
+            "check `not_null(item_id, item_retail_price)` failed: 1 row",
+        ),
+    ];
+    for (row, message) in cases {
+        std::fs::write(&skus, &original).unwrap();
+        append_lines(&skus, &[row]);
+        for p in ["late_payment", "product_mix"] {
+            let before = std::fs::read(out.path().join(format!("{p}.csv"))).unwrap();
+            let o = bin()
+                .args([
+                    "run",
+                    &format!("pipelines/{p}.yaml"),
+                    "-p",
+                    "as_of=2021-03-01",
+                    "-p",
+                    &format!("input_dir={d}"),
+                    "-p",
+                    &format!("output_dir={}", out.path().display()),
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(code(&o), 1, "{p}: {}", stderr(&o));
+            assert!(stderr(&o).contains(message), "{p}: {}", stderr(&o));
+            let after = std::fs::read(out.path().join(format!("{p}.csv"))).unwrap();
+            assert_eq!(before, after, "{p}: the output must be kept");
+        }
+    }
+}
+
 #[test]
 fn a_header_only_extract_stops_the_run_and_keeps_outputs() {
     let data = bundled_data_copy();
