@@ -133,8 +133,30 @@ impl Schema {
         if self.fields.is_empty() {
             return "the input has no columns".to_string();
         }
-        let list: Vec<String> = self.fields.iter().map(|(n, _)| format!("`{n}`")).collect();
-        format!("valid columns are {}", list.join(", "))
+        // A damaged header (a whole file on one line) can have thousands of "columns": show
+        // the first ones, each cut short, and say how many there are.
+        const SHOWN: usize = 30;
+        const NAME_CHARS: usize = 40;
+        let list: Vec<String> = self
+            .fields
+            .iter()
+            .take(SHOWN)
+            .map(|(n, _)| {
+                let shown = match n.char_indices().nth(NAME_CHARS) {
+                    Some((cut, _)) => format!("{}...", &n[..cut]),
+                    None => n.clone(),
+                };
+                // Line breaks inside a name would break the message's lines.
+                let shown = shown.replace('\r', "\\r").replace('\n', "\\n");
+                format!("`{shown}`")
+            })
+            .collect();
+        let more = self.fields.len().saturating_sub(SHOWN);
+        if more > 0 {
+            format!("valid columns are {} and {more} more", list.join(", "))
+        } else {
+            format!("valid columns are {}", list.join(", "))
+        }
     }
 }
 
@@ -143,5 +165,35 @@ impl FromIterator<(String, DataType)> for Schema {
         Schema {
             fields: iter.into_iter().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_column_list_is_cut_and_counted() {
+        let few: Schema = [("a", DataType::Int64), ("b", DataType::String)]
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect();
+        assert_eq!(few.describe_columns(), "valid columns are `a`, `b`");
+        // A damaged header: 100 "columns", one of them long and holding a line break.
+        let many: Schema = (0..100)
+            .map(|i| {
+                let name = if i == 0 {
+                    format!("x\r{}", "y".repeat(100))
+                } else {
+                    format!("c{i}")
+                };
+                (name, DataType::String)
+            })
+            .collect();
+        let text = many.describe_columns();
+        assert!(text.starts_with("valid columns are `x\\ryyy"), "{text}");
+        assert!(text.contains("...`, `c1`"), "{text}");
+        assert!(text.ends_with("`c29` and 70 more"), "{text}");
+        assert!(!text.contains('\r') && text.len() < 400, "{text}");
     }
 }

@@ -314,6 +314,19 @@ fn bad_csv_rows_stop_the_run_with_file_line_column_value_and_hint() {
             totals: None,
             file: None,
         },
+        Case {
+            name: "CR alone as line break (old Mac): one long header line",
+            data: Some(GOOD.replace('\n', "\r").into_bytes()),
+            options: "",
+            quantity: "quantity",
+            code: 1,
+            expect: vec![
+                "items.csv` ends its lines with CR alone (old Mac line breaks)",
+                "convert the line breaks to LF or CRLF",
+            ],
+            totals: None,
+            file: None,
+        },
     ];
     for c in &cases {
         check(c);

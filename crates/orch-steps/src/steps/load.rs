@@ -872,6 +872,9 @@ impl Load {
             Some(cols) => {
                 for c in cols {
                     if !file_cols.contains(&c.name) {
+                        if let Some(e) = bare_cr_line_breaks(&path) {
+                            return Err(e);
+                        }
                         let d = missing_column(
                             &c.name,
                             c.span,
@@ -1828,6 +1831,32 @@ fn walk_from(
             Ok(None)
         }
     }
+}
+
+/// A file whose lines end with CR alone (classic Mac) reads as one long header line: say
+/// so, instead of listing its every field as a missing-column candidate.
+fn bare_cr_line_breaks(path: &str) -> Option<RunError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    let first_line = match head.iter().position(|&b| b == b'\n') {
+        Some(end) => &head[..end],
+        None => &head[..],
+    };
+    let bare_cr = first_line
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\r' && i + 1 < first_line.len());
+    bare_cr.then(|| {
+        RunError::user(
+            format!("`{path}` ends its lines with CR alone (old Mac line breaks): its header cannot be told from its rows"),
+            Some("convert the line breaks to LF or CRLF, for example `tr '\\r' '\\n' < FILE > NEW`".into()),
+        )
+    })
 }
 
 #[cfg(test)]
