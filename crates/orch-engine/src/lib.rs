@@ -19,3 +19,13 @@ pub use exec::{
 };
 pub use plan::Plan;
 pub use runner::{run_with_state, state_dir, RunConfig};
+
+/// Sends polars' own warnings (printed raw to stderr by default, e.g. `UserWarning: CSV
+/// malformed ...` before our message about the same file) to the log at debug level: the
+/// user gets the engine's message, which names the file and line.
+pub fn route_polars_warnings() {
+    fn to_log(message: &str, kind: polars::error::PolarsWarning) {
+        tracing::debug!(target: "polars", "{kind:?}: {message}");
+    }
+    polars::error::set_warning_function(to_log);
+}

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     };
     let interactive = std::io::stderr().is_terminal() && !cli.quiet;
     init_logging(cli.log_format, interactive);
+    orch_engine::route_polars_warnings();
     ExitCode::from(dispatch(cli, interactive))
 }
 

@@ -253,6 +253,14 @@ fn bad_csv_rows_stop_the_run_with_file_line_column_value_and_hint() {
             vec!["items.csv` at line 6, column `quantity`: 2 fields where the header has 4", HINT],
         ),
         Case::fails(
+            "a quote inside an unquoted field",
+            with_last_line(b"4,Nu\"t,1,2021-01-06"),
+            vec![
+                "items.csv` at line 6, column `item`: a quote inside an unquoted field: `Nu\"t`",
+                "quote the whole field and write its quotes twice (`\"Nu\"\"t\"`)",
+            ],
+        ),
+        Case::fails(
             "non-UTF-8 bytes",
             with_last_line(b"4,N\xfct,1,2021-01-06"),
             vec![

@@ -1190,6 +1190,28 @@ impl CsvScan {
 
     /// The reader failed and no bad row explains it: its own message, with the file named.
     fn unexplained(&self, e: PolarsError) -> PolarsError {
+        // The usual cause: a quote inside an unquoted field (`Gad"get`), which polars takes
+        // for the start of a quoted field running on to the end of the file.
+        if let Ok(Some((line, column, value))) = self.first_quote_inside_a_field() {
+            let q = self.load.quote.unwrap_or('"');
+            let at = match column {
+                Some(c) => format!("line {}, column `{c}`", line + self.line_offset),
+                None => format!("line {}", line + self.line_offset),
+            };
+            return BadInputError {
+                step: self.load.id.clone(),
+                message: format!(
+                    "load `{}`: bad row in `{}` at {at}: a quote inside an unquoted field: `{value}`",
+                    self.load.id, self.shown
+                ),
+                hint: Some(format!(
+                    "quote the whole field and write its quotes twice (`{q}{}{q}`), or set `quote:` on step `{}` to another character",
+                    value.replace(q, &format!("{q}{q}")),
+                    self.load.id
+                )),
+            }
+            .into_polars();
+        }
         let text = e.to_string();
         let first = text.lines().next().unwrap_or_default();
         BadInputError {
@@ -1203,6 +1225,28 @@ impl CsvScan {
             ),
         }
         .into_polars()
+    }
+
+    /// The first field that does not start with the quote character but holds one: (line,
+    /// column, value).
+    fn first_quote_inside_a_field(&self) -> std::io::Result<Option<(u64, Option<String>, String)>> {
+        let d = self.dialect();
+        let Some(q) = d.quote else {
+            return Ok(None);
+        };
+        let mut found = None;
+        walk(&self.path, &d, |rec| {
+            for (i, &(s, e)) in rec.fields.iter().enumerate() {
+                let f = &rec.raw[s..e];
+                if f.first() != Some(&q) && f.contains(&q) {
+                    let column = rec.index.and_then(|_| self.file_columns.get(i).cloned());
+                    found = Some((rec.line, column, show(f)));
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(found)
     }
 
     fn fail(&self, first: &BadRow, total: usize) -> BadInputError {
@@ -1843,14 +1887,12 @@ fn bare_cr_line_breaks(path: &str) -> Option<RunError> {
         .take(64 * 1024)
         .read_to_end(&mut head)
         .ok()?;
-    let first_line = match head.iter().position(|&b| b == b'\n') {
-        Some(end) => &head[..end],
-        None => &head[..],
-    };
-    let bare_cr = first_line
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\r' && i + 1 < first_line.len());
+    // No LF at all, but CRs: a stray CR in a header that has LF line breaks is not this.
+    let bare_cr = !head.contains(&b'\n')
+        && head
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'\r' && i + 1 < head.len());
     bare_cr.then(|| {
         RunError::user(
             format!("`{path}` ends its lines with CR alone (old Mac line breaks): its header cannot be told from its rows"),
