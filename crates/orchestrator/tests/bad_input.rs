@@ -379,6 +379,26 @@ fn odd_but_valid_files_are_read_correctly() {
                 "rows,quantity,first_invoice,last_day\n0,0,,\n",
             )
         },
+        Case {
+            expect: vec![
+                "has no header line (only blank lines or a byte-order mark): read as 0 rows",
+            ],
+            ..Case::handled(
+                "only a blank line: 0 rows",
+                b"\n".to_vec(),
+                "rows,quantity,first_invoice,last_day\n0,0,,\n",
+            )
+        },
+        Case {
+            expect: vec![
+                "has no header line (only blank lines or a byte-order mark): read as 0 rows",
+            ],
+            ..Case::handled(
+                "only a byte-order mark: 0 rows",
+                b"\xEF\xBB\xBF".to_vec(),
+                "rows,quantity,first_invoice,last_day\n0,0,,\n",
+            )
+        },
     ];
     for c in &cases {
         check(c);

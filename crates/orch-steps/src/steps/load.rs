@@ -868,6 +868,13 @@ impl Load {
                 )
             })
             .collect();
+        // Only a byte-order mark or blank lines: as empty as a 0-byte file.
+        if file_cols.is_empty() {
+            if let Some(cols) = &self.schema {
+                tracing::warn!(step = %self.id, "input file `{path}` has no header line (only blank lines or a byte-order mark): read as 0 rows");
+                return Ok(DataFrame::empty_with_schema(&output_schema(cols)).lazy());
+            }
+        }
         let columns: Vec<ColumnDecl> = match &self.schema {
             Some(cols) => {
                 for c in cols {
