@@ -307,6 +307,13 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
                     let p = std::path::Path::new(&f.path);
                     crate::fingerprint::still_as_written(p, f).is_ok()
                 });
+            if r.sinks[i] {
+                // Kept as they are: what a killed run staged for them is cleared here, since
+                // they are not staged (which clears it) again.
+                for f in &prev.outputs {
+                    orch_steps::storage::remove_leftover_temps(std::path::Path::new(&f.path));
+                }
+            }
         } else if s.cache || stateful[i] {
             if let Some(file) = &prev.cache_file {
                 let p = PathBuf::from(file);

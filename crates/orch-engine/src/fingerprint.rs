@@ -52,15 +52,29 @@ pub fn status(_path: &Path) -> Option<Status> {
     None
 }
 
+/// How long a file must have been still before its status can stand for its content: file
+/// times tick coarsely, and a write in the same tick as the hash must not be missed. Times
+/// with sub-second digits come from a file system with fine ticks (ext4, xfs, btrfs, tmpfs:
+/// one kernel tick, at most 10 ms; exFAT 10 ms; NTFS 100 ns): 100 ms is ten ticks. Whole
+/// seconds (FAT, HFS+, some network file systems) may tick every 2 s.
+fn settle_ns(s: &Status) -> u64 {
+    const SECOND: u64 = 1_000_000_000;
+    if !s.mtime_ns.is_multiple_of(SECOND) && !s.ctime_ns.is_multiple_of(SECOND) {
+        100_000_000
+    } else {
+        2 * SECOND
+    }
+}
+
 /// The record of an input file whose content hash is `hash`, with its status taken
 /// *before* the hash was computed (a write during hashing changes the ctime, so the next
-/// run hashes again). The status is kept only if the file had been still for two seconds:
-/// file times tick coarsely, and a write in the same tick as the hash must not be missed.
+/// run hashes again). The status is kept only if the file had been still long enough (see
+/// [`settle_ns`]); otherwise the next run hashes it again.
 pub fn input_record(path: &Path, before: Option<Status>, hash: String) -> orch_state::FileRecord {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let settled = before.filter(|b| now.saturating_sub(b.ctime_ns) > 2_000_000_000);
+    let settled = before.filter(|b| now.saturating_sub(b.ctime_ns) > settle_ns(b));
     orch_state::FileRecord {
         path: path.display().to_string(),
         size: before.map_or(0, |b| b.size),
@@ -188,4 +202,39 @@ pub fn delta_fingerprints(plan: &Plan, fps: &[String]) -> Vec<String> {
             .to_string();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(mtime_ns: u64, ctime_ns: u64) -> Status {
+        Status {
+            size: 1,
+            mtime_ns,
+            ctime_ns,
+            ino: 1,
+        }
+    }
+
+    #[test]
+    fn coarse_file_times_wait_two_seconds_fine_ones_a_tenth() {
+        let s = 1_000_000_000;
+        assert_eq!(settle_ns(&status(5 * s + 1_234, 5 * s + 1_234)), s / 10);
+        // Whole seconds in either time: the file system may tick every 2 s.
+        assert_eq!(settle_ns(&status(5 * s, 5 * s + 7)), 2 * s);
+        assert_eq!(settle_ns(&status(5 * s + 7, 6 * s)), 2 * s);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let rec = |b: Status| input_record(Path::new("x"), Some(b), "h".into());
+        // Written 0.5 s ago: settled on a fine file system, not on a coarse one.
+        let fine = now - s / 2;
+        assert!(rec(status(fine | 1, fine | 1)).ctime_ns.is_some());
+        let coarse = (now - s / 2) / s * s;
+        assert!(rec(status(coarse, coarse)).ctime_ns.is_none());
+        // Written just now: never settled.
+        assert!(rec(status(now | 1, now | 1)).ctime_ns.is_none());
+    }
 }

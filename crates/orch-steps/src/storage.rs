@@ -276,6 +276,15 @@ where
 
 /// Removes temporary files a killed run left for `target` (`.<name>.*.tmp`). Runs on one
 /// state folder are serialised by its lock, so no live writer owns them.
+/// Removes temporary files a killed run left beside `target` (as staging it would): for an
+/// output an unchanged rerun keeps, which is never staged again.
+pub fn remove_leftover_temps(target: &Path) {
+    match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => remove_stale_temps(d, target),
+        _ => remove_stale_temps(Path::new("."), target),
+    }
+}
+
 fn remove_stale_temps(dir: &Path, target: &Path) {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;

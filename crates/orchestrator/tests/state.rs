@@ -95,8 +95,9 @@ fn edit_keeping_size_and_mtime(path: &Path, edit: impl Fn(&str) -> String) {
 fn files_not_written_since_are_not_hashed_again_and_a_hidden_edit_is_still_seen() {
     let data = bundled_data_copy();
     let out = tempfile::tempdir().unwrap();
-    // Files written less than two seconds before they are hashed are hashed again next
-    // time (a write in the same clock tick would not show in their status): let them settle.
+    // Files written just before they are hashed are hashed again next time (a write in the
+    // same clock tick would not show in their status): let them settle (100 ms on file
+    // systems with sub-second times, 2 s on coarse ones).
     std::thread::sleep(std::time::Duration::from_millis(2200));
     assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
     let o = run_lp(data.path(), out.path(), &[]);
@@ -475,4 +476,28 @@ fn a_run_deletes_the_states_it_replaced() {
     let p = run(&["cache", "prune", "pipelines/late_payment.yaml", "-p", &o]);
     assert_eq!(code(&p), 0, "{}", stderr(&p));
     assert!(stdout(&p).contains("removed 0"), "{}", stdout(&p));
+}
+
+/// A run killed while staging leaves a temporary file beside an output; the next run
+/// normally clears it when it stages that output again. An unchanged rerun, which keeps
+/// the output and stages nothing, must clear it too (found by the crash test).
+#[test]
+fn an_unchanged_rerun_clears_temporary_files_of_killed_runs() {
+    let data = bundled_data_copy();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(code(&run_lp(data.path(), out.path(), &[])), 0);
+    let left = out.path().join(".late_payment.csv.k1lled.tmp");
+    std::fs::write(&left, "half a file").unwrap();
+    let o = run_lp(data.path(), out.path(), &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        status_of(&stdout(&o), "write_csv"),
+        "cached",
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !left.exists(),
+        "the killed run's temporary file is still there"
+    );
 }
