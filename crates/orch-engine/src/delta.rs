@@ -215,7 +215,7 @@ impl Builder<'_> {
     /// The old rows of step `i` whose columns `cols` match a row of `keys` (a semi join),
     /// with the filter pushed as far up as those columns go unchanged: for a join of new
     /// rows against an old side, only the few old rows that can match are read and joined.
-    fn old_matching(
+    pub fn old_matching(
         &self,
         i: usize,
         cols: &[String],
@@ -246,9 +246,11 @@ impl Builder<'_> {
             .iter_names()
             .map(|n| col(n.clone()))
             .collect();
-        Ok(self
-            .old(i)?
-            .join(keys, on, key_cols, JoinArgs::new(JoinType::Semi)))
+        // NULL keys match here: a group whose key is NULL has old rows too (a join whose
+        // keys are NULL matches nothing anyway).
+        let mut args = JoinArgs::new(JoinType::Semi);
+        args.nulls_equal = true;
+        Ok(self.old(i)?.join(keys, on, key_cols, args))
     }
 
     /// The result step `i` had at the last run (before this run's new rows).

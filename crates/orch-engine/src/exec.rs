@@ -12,7 +12,9 @@ use crate::plan::Plan;
 use orch_state::{FileRecord, StepRecord};
 use orch_steps::storage::{stage, Staged};
 use orch_steps::{Role, RunError};
-use polars::prelude::{DataFrame, IntoLazy, LazyFrame, ParquetCompression};
+use polars::prelude::{
+    col, len, lit, DataFrame, IntoLazy, JoinArgs, JoinType, LazyFrame, ParquetCompression,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -783,6 +785,14 @@ struct UnitOutput {
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
 enum Work {
+    /// A merge that is not exact for groups the stored state has (float sums): `merged`
+    /// when the new rows touch none of them (`touched` is empty: no old rows are read),
+    /// else `replaced`, which recomputes those groups from all their rows.
+    ExactMerge {
+        touched: Box<LazyFrame>,
+        merged: Box<LazyFrame>,
+        replaced: Box<LazyFrame>,
+    },
     Materialize(Box<LazyFrame>),
     Sink(DataFrame),
     /// An aggregation with stored state: computes (or merges) the state, stores it, and
@@ -816,6 +826,16 @@ impl Work {
             }
         }
         match self {
+            Work::ExactMerge {
+                touched,
+                merged,
+                replaced,
+            } => {
+                let n = touched.collect().map_err(|e| collect_error(s, e))?.height();
+                tracing::debug!(step = %s.id, groups = n, "stored groups the new rows touch (recomputed from their rows)");
+                let state = if n == 0 { merged } else { replaced };
+                Work::State(state).run(plan, step, cache_path)
+            }
             Work::Materialize(lf) => {
                 let df = (*lf).collect().map_err(|e| collect_error(s, e))?;
                 // Files the step staged as it ran (a load's quarantine file).
@@ -1045,8 +1065,62 @@ fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
                 .and_then(|r| r.cache_file.clone())
                 .ok_or_else(|| RunError::internal("merge without stored state"))?;
             let old = scan_stored(&[PathBuf::from(prev)])?;
-            let new = s.step.state_plan(builder.delta(s.inputs[0])?, schemas[0])?;
-            return Ok(Work::State(Box::new(s.step.merge_states(old, new)?)));
+            let rows = builder.delta(s.inputs[0])?;
+            let new = s.step.state_plan(rows.clone(), schemas[0])?;
+            let merged = s.step.merge_states(old.clone(), new)?;
+            if s.step.merge_is_exact(schemas[0]) {
+                return Ok(Work::State(Box::new(merged)));
+            }
+            // Groups the stored state has and the new rows touch: recomputed from their old
+            // rows followed by the new ones (the order a full recompute reads them in), and
+            // put in place of their stored rows. New groups merge exactly (from nothing).
+            let keys = s.step.group_keys();
+            let k: Vec<_> = keys.iter().map(|c| col(c.as_str())).collect();
+            let with_nulls = |how| {
+                let mut a = JoinArgs::new(how);
+                a.nulls_equal = true;
+                a
+            };
+            let touched = if keys.is_empty() {
+                // One group: the whole input is recomputed.
+                old.clone().select([len()]).filter(col("len").gt(lit(0)))
+            } else {
+                rows.clone()
+                    .select(k.clone())
+                    .unique(None, Default::default())
+                    .join(
+                        old.clone().select(k.clone()),
+                        k.clone(),
+                        k.clone(),
+                        with_nulls(JoinType::Semi),
+                    )
+            };
+            let old_rows = if keys.is_empty() {
+                builder.old(s.inputs[0])?
+            } else {
+                builder.old_matching(s.inputs[0], &keys, touched.clone())?
+            };
+            let recomputed = s
+                .step
+                .state_plan(concat_lazy(vec![old_rows, rows])?, schemas[0])?;
+            let replaced = if keys.is_empty() {
+                recomputed
+            } else {
+                concat_lazy(vec![
+                    old.join(
+                        recomputed.clone().select(k.clone()),
+                        k.clone(),
+                        k,
+                        with_nulls(JoinType::Anti),
+                    ),
+                    recomputed,
+                ])?
+            };
+            return Ok(Work::ExactMerge {
+                touched: Box::new(touched),
+                merged: Box::new(merged),
+                replaced: Box::new(replaced),
+            });
         }
         _ if ctx.stateful[step] && ctx.cache.is_some() => {
             let input = lazy_for(plan, s.inputs[0], frames)?;

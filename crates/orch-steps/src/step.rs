@@ -194,6 +194,20 @@ pub trait Step: Send + Sync + Debug {
         ))
     }
 
+    /// For [`DeltaRule::Merge`]: whether merging states gives exactly what a full recompute
+    /// gives. Float sums do not: polars sums a group with compensated (Kahan) summation, and
+    /// adding two compensated sums drops the first one's compensation (a last-bit
+    /// difference). For such steps the groups the stored state already has and the new rows
+    /// touch are recomputed from all their rows instead.
+    fn merge_is_exact(&self, _input: &Schema) -> bool {
+        true
+    }
+
+    /// For [`DeltaRule::Merge`]: the group key columns (none: the whole input is one group).
+    fn group_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// For [`DeltaRule::Merge`]: merges the stored state with the new rows' state.
     fn merge_states(&self, _old: LazyFrame, _new: LazyFrame) -> Result<LazyFrame, RunError> {
         Err(RunError::internal(

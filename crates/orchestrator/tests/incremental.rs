@@ -451,3 +451,84 @@ steps:
         "{summary}"
     );
 }
+
+/// A float sum merged from a stored state would lose polars' per-group compensation (Kahan):
+/// 4.5 + 6.5 + 7.9, then 0.9 + 0.3 arriving later, sums to 20.099999999999998 that way but
+/// to 20.1 (the exact decimal sum) in one pass. Groups the stored state has are recomputed
+/// from all their rows, so the incremental result is the full recompute's, byte for byte.
+#[test]
+fn float_sums_of_stored_groups_equal_a_full_recompute_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.csv"), "g,v\na,4.5\na,6.5\na,7.9\nb,1.0\n,2.0\n").unwrap();
+    let pipeline = r#"
+name: fsum
+params:
+  input_dir: {type: path, default: data}
+  output_dir: {type: path, default: output}
+steps:
+  - {id: a, type: load, path: "${input_dir}/a.csv", incremental: append, schema: {g: string, v: float64}}
+  - id: per_group
+    type: aggregate
+    input: a
+    group_by: g
+    aggregations:
+      total: {sum: v}
+      avg: {mean: v}
+      n: {count: "*"}
+      most: {max: v}
+  - id: overall
+    type: aggregate
+    input: a
+    aggregations:
+      total: {sum: v}
+  - {id: sorted, type: sort, input: per_group, by: [g]}
+  - {id: out, type: write, input: sorted, path: "${output_dir}/per_group.csv"}
+  - {id: out2, type: write, input: overall, path: "${output_dir}/overall.csv"}
+"#;
+    std::fs::write(d.join("fsum.yaml"), pipeline).unwrap();
+    let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let go = |step: &str| -> (String, String) {
+        let i = format!("input_dir={}", d.display());
+        let y = d.join("fsum.yaml").display().to_string();
+        let oi = format!("output_dir={}", inc.path().display());
+        let of = format!("output_dir={}", full.path().display());
+        let r = run(&["run", &y, "-p", &i, "-p", &oi]);
+        assert_eq!(code(&r), 0, "{step}: {}", stderr(&r));
+        let f = run(&["run", &y, "-p", &i, "-p", &of, "--full-refresh"]);
+        assert_eq!(code(&f), 0, "{step}: {}", stderr(&f));
+        for out in ["per_group.csv", "overall.csv"] {
+            let x = std::fs::read_to_string(inc.path().join(out)).unwrap();
+            let y = std::fs::read_to_string(full.path().join(out)).unwrap();
+            assert_eq!(x, y, "{step}: {out}");
+        }
+        (
+            stdout(&r),
+            std::fs::read_to_string(inc.path().join("per_group.csv")).unwrap(),
+        )
+    };
+    go("first run");
+    // Rows for a stored group (a), the NULL group, and a new group (c).
+    append_lines(
+        &d.join("a.csv"),
+        &[
+            "a,0.9".into(),
+            "a,0.3".into(),
+            ",0.1".into(),
+            "c,2.5".into(),
+        ],
+    );
+    let (summary, text) = go("append");
+    assert!(
+        summary.contains("step `per_group`: incremental: merged"),
+        "{summary}"
+    );
+    // 20.1 / 5 in floating point is 4.0200000000000005.
+    assert!(
+        text.contains("\na,20.1,4.0200000000000005,5,7.9\n"),
+        "{text}"
+    );
+    // Rows for new groups only: merged without reading old rows, still exact.
+    append_lines(&d.join("a.csv"), &["d,0.7".into(), "d,0.1".into()]);
+    go("new groups only");
+}

@@ -189,6 +189,21 @@ impl Step for Aggregate {
         }
     }
 
+    /// Sums and means of floats are not exact when merged (see the trait).
+    fn merge_is_exact(&self, input: &Schema) -> bool {
+        !self.aggregations.iter().any(|a| match a.function.as_str() {
+            "mean" => true,
+            "sum" => {
+                a.arg.as_ref().and_then(|x| x.expr.check(input).ok()) == Some(DataType::Float64)
+            }
+            _ => false,
+        })
+    }
+
+    fn group_keys(&self) -> Vec<String> {
+        self.group_by.iter().map(|g| g.name.clone()).collect()
+    }
+
     fn state_plan(&self, input: LazyFrame, schema: &Schema) -> Result<LazyFrame, RunError> {
         let mut aggs = Vec::new();
         for a in &self.aggregations {
