@@ -151,24 +151,11 @@ fn bundled_data_with_a_45_day_term() {
     );
 }
 
+/// Both pipelines in one `run` (one process, one after the other), as the README runs them.
 #[test]
 fn edge_data_set() {
     // Unknown SKUs and accounts, invoices without line items, the 30/31-day boundary,
     // CRLF and blank lines in addresses, shared item names: see HAND_COMPUTED.md.
-    let out = tempfile::tempdir().unwrap();
-    let params = ["as_of=2024-03-31"];
-    for p in ["late_payment", "product_mix"] {
-        run_bundled(p, "tests/data/edge", &params, out.path());
-        assert_csv_eq(
-            &out.path().join(format!("{p}.csv")),
-            &repo().join(format!("tests/expected/edge/as_of=2024-03-31/{p}.csv")),
-        );
-    }
-}
-
-/// `run` with several files: each pipeline runs in turn in one process, as it would alone.
-#[test]
-fn several_pipelines_in_one_run() {
     let out = tempfile::tempdir().unwrap();
     let o = bin()
         .args([

@@ -275,14 +275,9 @@ steps:
     std::fs::write(d.join("merge.yaml"), pipeline).unwrap();
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let go = |step: &str| -> String {
-        let i = format!("input_dir={}", d.display());
-        let y = d.join("merge.yaml").display().to_string();
-        let oi = format!("output_dir={}", inc.path().display());
-        let of = format!("output_dir={}", full.path().display());
-        let r = run(&["run", &y, "-p", &i, "-p", &oi]);
-        assert_eq!(code(&r), 0, "{step}: {}", stderr(&r));
-        let f = run(&["run", &y, "-p", &i, "-p", &of, "--full-refresh"]);
-        assert_eq!(code(&f), 0, "{step}: {}", stderr(&f));
+        let outs = ["per_group.csv", "overall.csv"];
+        let dirs = (inc.path(), full.path());
+        let (r, f) = inc_and_full(&d.join("merge.yaml"), d, dirs, &outs, step);
         // Data checks of new rows report what a check of every row reports.
         let warned = |o: &std::process::Output| -> Vec<String> {
             let mut w: Vec<String> = stdout(o)
@@ -307,11 +302,6 @@ steps:
             w
         };
         assert_eq!(warned(&r), warned(&f), "{step}: warnings");
-        for out in ["per_group.csv", "overall.csv"] {
-            let x = std::fs::read_to_string(inc.path().join(out)).unwrap();
-            let y = std::fs::read_to_string(full.path().join(out)).unwrap();
-            assert_eq!(x, y, "{step}: {out}");
-        }
         stdout(&r)
     };
     go("first run");
@@ -452,6 +442,34 @@ steps:
     );
 }
 
+/// Runs pipeline `y` on `data` incrementally into `inc` and with `--full-refresh` into
+/// `full`, checks that both succeed and wrote the same `outputs`, byte for byte; returns
+/// both runs.
+fn inc_and_full(
+    y: &Path,
+    data: &Path,
+    (inc, full): (&Path, &Path),
+    outputs: &[&str],
+    step: &str,
+) -> (std::process::Output, std::process::Output) {
+    let (y, i) = (
+        y.display().to_string(),
+        format!("input_dir={}", data.display()),
+    );
+    let oi = format!("output_dir={}", inc.display());
+    let of = format!("output_dir={}", full.display());
+    let r = run(&["run", &y, "-p", &i, "-p", &oi]);
+    assert_eq!(code(&r), 0, "{step}: {}", stderr(&r));
+    let f = run(&["run", &y, "-p", &i, "-p", &of, "--full-refresh"]);
+    assert_eq!(code(&f), 0, "{step}: {}", stderr(&f));
+    for out in outputs {
+        let x = std::fs::read_to_string(inc.join(out)).unwrap();
+        let y = std::fs::read_to_string(full.join(out)).unwrap();
+        assert_eq!(x, y, "{step}: {out}");
+    }
+    (r, f)
+}
+
 /// A float sum merged from a stored state would lose polars' per-group compensation (Kahan):
 /// 4.5 + 6.5 + 7.9, then 0.9 + 0.3 arriving later, sums to 20.099999999999998 that way but
 /// to 20.1 (the exact decimal sum) in one pass. Groups the stored state has are recomputed
@@ -489,23 +507,11 @@ steps:
     std::fs::write(d.join("fsum.yaml"), pipeline).unwrap();
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let go = |step: &str| -> (String, String) {
-        let i = format!("input_dir={}", d.display());
-        let y = d.join("fsum.yaml").display().to_string();
-        let oi = format!("output_dir={}", inc.path().display());
-        let of = format!("output_dir={}", full.path().display());
-        let r = run(&["run", &y, "-p", &i, "-p", &oi]);
-        assert_eq!(code(&r), 0, "{step}: {}", stderr(&r));
-        let f = run(&["run", &y, "-p", &i, "-p", &of, "--full-refresh"]);
-        assert_eq!(code(&f), 0, "{step}: {}", stderr(&f));
-        for out in ["per_group.csv", "overall.csv"] {
-            let x = std::fs::read_to_string(inc.path().join(out)).unwrap();
-            let y = std::fs::read_to_string(full.path().join(out)).unwrap();
-            assert_eq!(x, y, "{step}: {out}");
-        }
-        (
-            stdout(&r),
-            std::fs::read_to_string(inc.path().join("per_group.csv")).unwrap(),
-        )
+        let outs = ["per_group.csv", "overall.csv"];
+        let dirs = (inc.path(), full.path());
+        let (r, _) = inc_and_full(&d.join("fsum.yaml"), d, dirs, &outs, step);
+        let text = std::fs::read_to_string(inc.path().join("per_group.csv")).unwrap();
+        (stdout(&r), text)
     };
     go("first run");
     // Rows for a stored group (a), the NULL group, and a new group (c).
