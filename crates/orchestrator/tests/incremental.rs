@@ -474,6 +474,7 @@ fn inc_and_full(
 /// 4.5 + 6.5 + 7.9, then 0.9 + 0.3 arriving later, sums to 20.099999999999998 that way but
 /// to 20.1 (the exact decimal sum) in one pass. Groups the stored state has are recomputed
 /// from all their rows, so the incremental result is the full recompute's, byte for byte.
+/// The same holds for `first` (the first row of a stored group is an old row).
 #[test]
 fn float_sums_of_stored_groups_equal_a_full_recompute_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -495,6 +496,7 @@ steps:
       avg: {mean: v}
       n: {count: "*"}
       most: {max: v}
+      first_v: {first: v}
   - id: overall
     type: aggregate
     input: a
@@ -531,9 +533,10 @@ steps:
     );
     // 20.1 / 5 in floating point is 4.0200000000000005.
     assert!(
-        text.contains("\na,20.1,4.0200000000000005,5,7.9\n"),
+        text.contains("\na,20.1,4.0200000000000005,5,7.9,4.5\n"),
         "{text}"
     );
+    assert!(text.contains("\nc,2.5,2.5,1,2.5,2.5\n"), "{text}");
     // Rows for new groups only: merged without reading old rows, still exact.
     append_lines(&d.join("a.csv"), &["d,0.7".into(), "d,0.1".into()]);
     go("new groups only");

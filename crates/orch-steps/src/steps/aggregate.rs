@@ -178,21 +178,19 @@ impl Step for Aggregate {
         fingerprint_of(TYPE.name, self)
     }
 
-    /// Every function but `first` (which depends on row order) merges: sum, count, min and
-    /// max with themselves, lists by union, count_distinct through its distinct values, mean
-    /// through a sum and a count.
+    /// Every function merges: sum, count, min and max with themselves, lists by union,
+    /// count_distinct through its distinct values, mean through a sum and a count, first as
+    /// the stored value of a group the state has (see `merge_is_exact`).
     fn delta_rule(&self) -> DeltaRule {
-        if self.aggregations.iter().all(|a| a.function != "first") {
-            DeltaRule::Merge
-        } else {
-            DeltaRule::Recompute
-        }
+        DeltaRule::Merge
     }
 
-    /// Sums and means of floats are not exact when merged (see the trait).
+    /// Sums and means of floats are not exact when merged (see the trait), and `first` of a
+    /// stored group is its first row, which the stored state does not keep apart from the
+    /// value: both recompute the stored groups the new rows touch.
     fn merge_is_exact(&self, input: &Schema) -> bool {
         !self.aggregations.iter().any(|a| match a.function.as_str() {
-            "mean" => true,
+            "mean" | "first" => true,
             "sum" => {
                 a.arg.as_ref().and_then(|x| x.expr.check(input).ok()) == Some(DataType::Float64)
             }
@@ -290,10 +288,12 @@ impl Step for Aggregate {
                     columns.push(col(n));
                     continue;
                 }
-                "sum" | "min" | "max" => {
+                // `first`: only new groups merge this way (stored ones are recomputed).
+                "sum" | "min" | "max" | "first" => {
                     aggs.push(match a.function.as_str() {
                         "sum" => col(n).sum().alias(n),
                         "min" => col(n).min().alias(n),
+                        "first" => col(n).first().alias(n),
                         _ => col(n).max().alias(n),
                     });
                     columns.push(col(n));
