@@ -114,6 +114,25 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
                 return *code;
             }
             let plans: Vec<Arc<Plan>> = loaded.into_iter().flatten().map(Arc::new).collect();
+            // A state folder keeps its records per pipeline name: two pipelines of one name
+            // would take each other's records (and recompute everything, every time).
+            for (i, a) in plans.iter().enumerate() {
+                let dir = state_dir(a, state.state_dir.as_deref());
+                if let Some(b) = plans[..i]
+                    .iter()
+                    .find(|b| b.name == a.name && state_dir(b, state.state_dir.as_deref()) == dir)
+                {
+                    eprintln!(
+                        "error: `{}` and `{}` are both named `{}` and keep their state in `{}`",
+                        b.source.name,
+                        a.source.name,
+                        a.name,
+                        dir.display()
+                    );
+                    eprintln!("  help: give each pipeline its own `name:` (or run them with different `--state-dir`s)");
+                    return EXIT_BAD_INPUT;
+                }
+            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -217,6 +217,28 @@ fn several_pipelines_are_all_checked_first_and_stop_at_a_failure() {
     );
     assert!(err.contains("pipelines/missing.yaml"), "{err}");
     assert!(!out.path().join("late_payment.csv").exists(), "nothing ran");
+    // Two pipelines of one name would share their records in the state folder.
+    let copy = dir.path().join("copy.yaml");
+    std::fs::copy(repo().join("pipelines/late_payment.yaml"), &copy).unwrap();
+    let o = bin()
+        .args(["run", "pipelines/late_payment.yaml", copy.to_str().unwrap()])
+        .args([
+            "-p",
+            "as_of=2024-03-31",
+            "-p",
+            "input_dir=tests/data/edge",
+            "-p",
+            &o_dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("are both named `late_payment`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.path().join("late_payment.csv").exists(), "nothing ran");
     // A run that fails (no invoices file) stops the pipelines after it.
     let data = tempfile::tempdir().unwrap();
     for f in ["accounts.csv", "invoice_line_items.csv", "skus.csv"] {
