@@ -785,7 +785,7 @@ struct UnitOutput {
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
 enum Work {
-    /// A merge that is not exact for groups the stored state has (float sums): `merged`
+    /// A merge that is not exact for groups the stored state has (float sums, `first`): `merged`
     /// when the new rows touch none of them (`touched` is empty: no old rows are read),
     /// else `replaced`, which recomputes those groups from all their rows.
     ExactMerge {
