@@ -215,7 +215,7 @@ impl Builder<'_> {
     /// The old rows of step `i` whose columns `cols` match a row of `keys` (a semi join),
     /// with the filter pushed as far up as those columns go unchanged: for a join of new
     /// rows against an old side, only the few old rows that can match are read and joined.
-    pub fn old_matching(
+    fn old_matching(
         &self,
         i: usize,
         cols: &[String],

@@ -13,7 +13,7 @@ use orch_state::{FileRecord, StepRecord};
 use orch_steps::storage::{stage, Staged};
 use orch_steps::{Role, RunError};
 use polars::prelude::{
-    col, len, lit, DataFrame, IntoLazy, JoinArgs, JoinType, LazyFrame, ParquetCompression,
+    col, lit, DataFrame, IntoLazy, JoinArgs, JoinType, LazyFrame, ParquetCompression,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -785,13 +785,13 @@ struct UnitOutput {
 
 /// A unit's work, built on the scheduler thread (cheap) and run on a blocking thread.
 enum Work {
-    /// A merge that is not exact for groups the stored state has (float sums, `first`): `merged`
-    /// when the new rows touch none of them (`touched` is empty: no old rows are read),
-    /// else `replaced`, which recomputes those groups from all their rows.
+    /// An aggregation whose merge would not be exact (float sums, `first`): the groups the
+    /// new rows touch (`touched`: their keys) are recomputed from `whole` (the input), and
+    /// the other groups of `old` (the stored state) kept.
     ExactMerge {
         touched: Box<LazyFrame>,
-        merged: Box<LazyFrame>,
-        replaced: Box<LazyFrame>,
+        whole: Box<LazyFrame>,
+        old: Box<LazyFrame>,
     },
     Materialize(Box<LazyFrame>),
     Sink(DataFrame),
@@ -828,13 +828,13 @@ impl Work {
         match self {
             Work::ExactMerge {
                 touched,
-                merged,
-                replaced,
+                whole,
+                old,
             } => {
-                let n = touched.collect().map_err(|e| collect_error(s, e))?.height();
-                tracing::debug!(step = %s.id, groups = n, "stored groups the new rows touch (recomputed from their rows)");
-                let state = if n == 0 { merged } else { replaced };
-                Work::State(state).run(plan, step, cache_path)
+                let keys = touched.collect().map_err(|e| collect_error(s, e))?;
+                tracing::debug!(step = %s.id, groups = keys.height(), "groups the new rows touch (recomputed from their rows)");
+                let state = exact_merge(s, &plan.steps[s.inputs[0]].schema, keys, *whole, *old)?;
+                Work::State(Box::new(state)).run(plan, step, cache_path)
             }
             Work::Materialize(lf) => {
                 let df = (*lf).collect().map_err(|e| collect_error(s, e))?;
@@ -956,6 +956,54 @@ impl Work {
     }
 }
 
+/// The stored state `old` with the groups whose keys are `keys` recomputed from `whole`.
+/// A single key filters with `is_in`, which polars pushes down to the scans (only the
+/// touched groups' rows are joined and aggregated); several keys filter with a semi join.
+/// NULL keys match.
+fn exact_merge(
+    s: &crate::plan::PlannedStep,
+    input: &orch_spec::Schema,
+    keys: DataFrame,
+    whole: LazyFrame,
+    old: LazyFrame,
+) -> Result<LazyFrame, RunError> {
+    let names: Vec<String> = keys
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    if names.is_empty() {
+        // One group (no `group_by`): the whole input.
+        return s.step.state_plan(whole, input);
+    }
+    let k: Vec<_> = names.iter().map(|c| col(c.as_str())).collect();
+    let with_nulls = |how| {
+        let mut a = JoinArgs::new(how);
+        a.nulls_equal = true;
+        a
+    };
+    let rows = if let [one] = names.as_slice() {
+        let values = keys
+            .column(one)
+            .map_err(|e| RunError::engine("touched group keys", e))?
+            .as_materialized_series()
+            .clone();
+        whole.filter(col(one.as_str()).is_in(lit(values).implode(true), true))
+    } else {
+        whole.join(
+            keys.clone().lazy(),
+            k.clone(),
+            k.clone(),
+            with_nulls(JoinType::Semi),
+        )
+    };
+    let recomputed = s.step.state_plan(rows, input)?;
+    concat_lazy(vec![
+        old.join(keys.lazy(), k.clone(), k, with_nulls(JoinType::Anti)),
+        recomputed,
+    ])
+}
+
 /// A cached result or state being written by [`store_in_background`].
 type Storing = std::thread::JoinHandle<Result<(Staged, FileRecord), RunError>>;
 
@@ -1066,60 +1114,21 @@ fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
                 .ok_or_else(|| RunError::internal("merge without stored state"))?;
             let old = scan_stored(&[PathBuf::from(prev)])?;
             let rows = builder.delta(s.inputs[0])?;
-            let new = s.step.state_plan(rows.clone(), schemas[0])?;
-            let merged = s.step.merge_states(old.clone(), new)?;
             if s.step.merge_is_exact(schemas[0]) {
-                return Ok(Work::State(Box::new(merged)));
+                let new = s.step.state_plan(rows, schemas[0])?;
+                return Ok(Work::State(Box::new(s.step.merge_states(old, new)?)));
             }
-            // Groups the stored state has and the new rows touch: recomputed from their old
-            // rows followed by the new ones (the order a full recompute reads them in), and
-            // put in place of their stored rows. New groups merge exactly (from nothing).
+            // The groups the new rows touch are recomputed from the whole input, filtered to
+            // them: the same rows in the same order as a full recompute reads them (an old
+            // row matched by a new one on the other side of a join sits among the old rows,
+            // not after them), and put in place of their stored rows.
             let keys = s.step.group_keys();
             let k: Vec<_> = keys.iter().map(|c| col(c.as_str())).collect();
-            let with_nulls = |how| {
-                let mut a = JoinArgs::new(how);
-                a.nulls_equal = true;
-                a
-            };
-            let touched = if keys.is_empty() {
-                // One group: the whole input is recomputed.
-                old.clone().select([len()]).filter(col("len").gt(lit(0)))
-            } else {
-                rows.clone()
-                    .select(k.clone())
-                    .unique(None, Default::default())
-                    .join(
-                        old.clone().select(k.clone()),
-                        k.clone(),
-                        k.clone(),
-                        with_nulls(JoinType::Semi),
-                    )
-            };
-            let old_rows = if keys.is_empty() {
-                builder.old(s.inputs[0])?
-            } else {
-                builder.old_matching(s.inputs[0], &keys, touched.clone())?
-            };
-            let recomputed = s
-                .step
-                .state_plan(concat_lazy(vec![old_rows, rows])?, schemas[0])?;
-            let replaced = if keys.is_empty() {
-                recomputed
-            } else {
-                concat_lazy(vec![
-                    old.join(
-                        recomputed.clone().select(k.clone()),
-                        k.clone(),
-                        k,
-                        with_nulls(JoinType::Anti),
-                    ),
-                    recomputed,
-                ])?
-            };
+            let touched = rows.select(k).unique(None, Default::default());
             return Ok(Work::ExactMerge {
                 touched: Box::new(touched),
-                merged: Box::new(merged),
-                replaced: Box::new(replaced),
+                whole: Box::new(lazy_for(plan, s.inputs[0], frames)?),
+                old: Box::new(old),
             });
         }
         _ if ctx.stateful[step] && ctx.cache.is_some() => {

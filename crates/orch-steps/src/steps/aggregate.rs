@@ -215,8 +215,7 @@ impl Step for Aggregate {
                 }
                 ("mean", Some(e)) => {
                     aggs.push(
-                        e.clone()
-                            .cast(polars::prelude::DataType::Float64)
+                        self.one_chunk(e.clone().cast(polars::prelude::DataType::Float64))
                             .sum()
                             .alias(hidden("sum", n)),
                     );
@@ -404,6 +403,18 @@ impl Aggregate {
         input.group_by(keys).agg(aggs)
     }
 
+    /// Without `group_by`, polars sums a column chunk by chunk and adds the chunks' sums: a
+    /// float result would depend on how the input happened to be chunked (one CSV read, or
+    /// stored parts plus new rows). One chunk makes it depend on the values and their order
+    /// only. (Grouped sums gather each group's values and do not depend on chunks.)
+    fn one_chunk(&self, e: polars::prelude::Expr) -> polars::prelude::Expr {
+        if self.group_by.is_empty() {
+            e.rechunk()
+        } else {
+            e
+        }
+    }
+
     /// The sorted distinct non-null values of `e`, as one list per group.
     fn distinct_list(&self, e: polars::prelude::Expr) -> polars::prelude::Expr {
         let list = e.drop_nulls().unique().sort(SortOptions::default());
@@ -444,9 +455,9 @@ impl Aggregate {
                 } else {
                     polars::prelude::DataType::Int64
                 };
-                e.cast(target.clone()).sum().cast(target)
+                self.one_chunk(e.cast(target.clone())).sum().cast(target)
             }
-            ("mean", Some(e)) => e.mean(),
+            ("mean", Some(e)) => self.one_chunk(e).mean(),
             ("min", Some(e)) => e.min(),
             ("max", Some(e)) => e.max(),
             ("first", Some(e)) => e.first(),

@@ -9,7 +9,7 @@ use crate::common::{fingerprint_of, ColRef};
 use crate::error::RunError;
 use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, Diagnostic, Diagnostics, Fields, Schema, StepDecl};
-use polars::prelude::{col, JoinArgs, JoinCoalesce, JoinType, LazyFrame};
+use polars::prelude::{col, JoinArgs, JoinCoalesce, JoinType, LazyFrame, MaintainOrderJoin};
 use serde::Serialize;
 
 pub const TYPE: StepType = StepType {
@@ -222,8 +222,19 @@ impl Step for Join {
         };
         let left_on: Vec<_> = self.left_on.iter().map(|c| col(c.name.as_str())).collect();
         let right_on: Vec<_> = self.right_on.iter().map(|c| col(c.name.as_str())).collect();
+        let order = match how {
+            JoinType::Inner | JoinType::Left => MaintainOrderJoin::Left,
+            JoinType::Right => MaintainOrderJoin::Right,
+            _ => MaintainOrderJoin::None,
+        };
         let mut args = JoinArgs::new(how);
         args.coalesce = JoinCoalesce::CoalesceColumns;
+        // Rows come out in the order of the left input (of the right one for a right join):
+        // polars otherwise follows whichever side it hashes, the smaller one, so the same
+        // rows would come out in another order when the new rows of an incremental run are
+        // fewer than the other side's, and a float sum or `first` downstream would differ
+        // from a full recompute.
+        args.maintain_order = order;
         let joined = left.join(right, left_on, right_on, args);
         // Fix the column order to the documented one (polars puts right-join keys last).
         let out_cols: Vec<_> = {
