@@ -584,6 +584,9 @@ steps:
   - {id: with_account, type: join, inputs: [inv, li], how: inner, on: invoice_id}
   - {id: per_account, type: aggregate, input: with_account, group_by: account_id, aggregations: {total: {sum: price}}}
   - {id: overall, type: aggregate, input: li, aggregations: {total: {sum: price}}}
+  - {id: g, type: load, path: "${input_dir}/g.csv", incremental: append, schema: {v: float64}}
+  - {id: g_total, type: aggregate, input: g, aggregations: {total: {sum: v}, avg: {mean: v}}}
+  - {id: o4, type: write, input: g_total, path: "${output_dir}/g_total.csv"}
   - {id: s1, type: sort, input: per_invoice, by: [invoice_id]}
   - {id: s2, type: sort, input: per_account, by: [account_id]}
   - {id: o1, type: write, input: s1, path: "${output_dir}/per_invoice.csv"}
@@ -591,8 +594,15 @@ steps:
   - {id: o3, type: write, input: overall, path: "${output_dir}/overall.csv"}
 "#;
     std::fs::write(d.join("order.yaml"), pipeline).unwrap();
+    // Summed chunk by chunk, stored part then new rows: 42.400000000000006.
+    std::fs::write(d.join("g.csv"), "v\n4.5\n13.0\n23.7\n").unwrap();
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let outs = ["per_invoice.csv", "per_account.csv", "overall.csv"];
+    let outs = [
+        "per_invoice.csv",
+        "per_account.csv",
+        "overall.csv",
+        "g_total.csv",
+    ];
     let y = d.join("order.yaml");
     let read = |f: &str| std::fs::read_to_string(inc.path().join(f)).unwrap();
     inc_and_full(&y, d, (inc.path(), full.path()), &outs, "first run");
@@ -608,6 +618,7 @@ steps:
         &["3,D,0.9".into(), "3,A,0.3".into(), "0,E,0.1".into()],
     );
     append_lines(&d.join("inv.csv"), &["0,2".into()]);
+    append_lines(&d.join("g.csv"), &["0.9".into(), "0.3".into()]);
     inc_and_full(&y, d, (inc.path(), full.path()), &outs, "append");
     // 13.0 + 4.5 + 0.3 + 0.9 + 0.3 = 19.0; account 2 adds invoice 0's 0.1.
     assert!(
@@ -622,4 +633,5 @@ steps:
     );
     // All nine prices: 59.0 at first, then 0.9 + 0.3 + 0.1.
     assert_eq!(read("overall.csv"), "total\n60.3\n");
+    assert_eq!(read("g_total.csv"), "total,avg\n42.4,8.48\n");
 }
