@@ -957,9 +957,8 @@ impl Work {
 }
 
 /// The stored state `old` with the groups whose keys are `keys` recomputed from `whole`.
-/// A single key filters with `is_in`, which polars pushes down to the scans (only the
-/// touched groups' rows are joined and aggregated); several keys filter with a semi join.
-/// NULL keys match.
+/// The keys filter with `is_in`, which polars pushes down to the scans (only the touched
+/// groups' rows are joined and aggregated). NULL keys match.
 fn exact_merge(
     s: &crate::plan::PlannedStep,
     input: &orch_spec::Schema,
@@ -982,15 +981,19 @@ fn exact_merge(
         a.nulls_equal = true;
         a
     };
-    let rows = if let [one] = names.as_slice() {
-        let values = keys
-            .column(one)
-            .map_err(|e| RunError::engine("touched group keys", e))?
-            .as_materialized_series()
-            .clone();
-        whole.filter(col(one.as_str()).is_in(lit(values).implode(true), true))
+    // The first key's values filter first (pushed down to the scans); with more keys, a semi
+    // join then keeps the exact combinations.
+    let first = keys
+        .column(&names[0])
+        .map_err(|e| RunError::engine("touched group keys", e))?
+        .as_materialized_series()
+        .unique()
+        .map_err(|e| RunError::engine("touched group keys", e))?;
+    let rows = whole.filter(col(names[0].as_str()).is_in(lit(first).implode(true), true));
+    let rows = if names.len() == 1 {
+        rows
     } else {
-        whole.join(
+        rows.join(
             keys.clone().lazy(),
             k.clone(),
             k.clone(),
