@@ -399,7 +399,14 @@ impl Aggregate {
         if self.group_by.is_empty() {
             return input.select(aggs);
         }
-        let keys: Vec<_> = self.group_by.iter().map(|g| col(g.name.as_str())).collect();
+        // Keys that polars knows to be sorted (read back from a stored part, say) make it
+        // group by slices and sum them another way than gathered groups: the same rows would
+        // give another last bit depending on where they were read from. Forget it.
+        let keys: Vec<_> = self
+            .group_by
+            .iter()
+            .map(|g| col(g.name.as_str()).set_sorted_flag(Default::default()))
+            .collect();
         input.group_by(keys).agg(aggs)
     }
 
