@@ -360,6 +360,22 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
             planned[i].step.set_upstream_files(files);
         }
     }
+    // Whether anything that reads a step cares about the order of its rows (an aggregate
+    // sorts its groups only then).
+    for i in 0..planned.len() {
+        let matters = planned[i].consumers.iter().any(|&c| {
+            let reader = &planned[c];
+            reader
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|&(_, &j)| j == i)
+                .any(|(pos, _)| {
+                    reader.step.input_order_matters(pos) && !unique_right_side(&planned, c, pos, i)
+                })
+        });
+        planned[i].step.set_row_order_matters(matters);
+    }
     Some(Plan {
         name: decl.name,
         description: decl.description,
@@ -369,6 +385,27 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
         order,
         graph,
     })
+}
+
+/// Whether step `i` is the right side (`pos` 1) of join `c` (inner or left), joined on
+/// exactly its group keys: each left row then meets at most one of its rows, and their order
+/// cannot show in the join's output.
+fn unique_right_side(planned: &[PlannedStep], c: usize, pos: usize, i: usize) -> bool {
+    let (join, right) = (&planned[c], &planned[i]);
+    if pos != 1 || join.type_name != "join" || right.type_name != "aggregate" {
+        return false;
+    }
+    let keys = right.step.group_keys();
+    match join.step.join_keys() {
+        Some((_, right_on)) if !keys.is_empty() => {
+            let mut a = right_on.clone();
+            let mut b = keys.clone();
+            a.sort();
+            b.sort();
+            a == b && join.step.follows_left_order()
+        }
+        _ => false,
+    }
 }
 
 /// The key of a `checks:` section on a step that is not a `check` step.

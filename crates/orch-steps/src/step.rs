@@ -176,6 +176,24 @@ pub trait Step: Send + Sync + Debug {
     /// check names those that hold no data rows.
     fn set_upstream_files(&self, _files: Vec<String>) {}
 
+    /// Whether the order of the rows of input `i` can change this step's result or the
+    /// order of its rows (a `sort` reorders them; the right side of an inner or left join
+    /// does not set the output's order).
+    fn input_order_matters(&self, _input: usize) -> bool {
+        true
+    }
+
+    /// For joins: whether the output's row order is the left input's (inner, left, semi and
+    /// anti joins), the right input's order only ordering several matches of one left row.
+    fn follows_left_order(&self) -> bool {
+        false
+    }
+
+    /// Told at compile time whether any reader of this step's result cares about its row
+    /// order (see [`Step::input_order_matters`]): an aggregate then puts its groups in key
+    /// order, otherwise it leaves them as polars hands them out.
+    fn set_row_order_matters(&self, _matters: bool) {}
+
     /// See [`DeltaRule`].
     fn delta_rule(&self) -> DeltaRule {
         DeltaRule::Recompute

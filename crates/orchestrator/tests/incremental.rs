@@ -682,3 +682,56 @@ steps:
     );
     assert_eq!(read("by_account.csv"), "account_id,f,s\n2,q,17.9\n");
 }
+
+/// An aggregate's rows come out sorted by its keys, so an aggregate over its output (`first`,
+/// a float sum) gives the same result on every run (it varied between full refreshes when
+/// polars handed groups out in no set order; found by fuzzing) and incrementally. Expected:
+/// per invoice in invoice order 1e16, 0.3, 0.9 and 0.1 + 13.0 - 1e16 (= -9999999999999986.0
+/// with Kahan summation), first 1e16, Kahan total 16.0 (a Python model of polars' sum).
+#[test]
+fn an_aggregate_over_an_aggregate_is_the_same_on_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("li.csv"),
+        "account_id,invoice_id,price\n1,100,0.1\n1,100,13.0\n1,9,0.9\n",
+    )
+    .unwrap();
+    let pipeline = r#"
+name: two_levels
+params:
+  input_dir: {type: path, default: data}
+  output_dir: {type: path, default: output}
+steps:
+  - {id: li, type: load, path: "${input_dir}/li.csv", incremental: append, schema: {account_id: int64, invoice_id: int64, price: float64}}
+  - {id: per_inv, type: aggregate, input: li, group_by: [account_id, invoice_id], aggregations: {amt: {sum: price}}}
+  - {id: per_acct, type: aggregate, input: per_inv, group_by: account_id, aggregations: {first_amt: {first: amt}, total: {sum: amt}}}
+  - {id: w, type: write, input: per_acct, path: "${output_dir}/out.csv"}
+  - {id: w2, type: write, input: per_inv, path: "${output_dir}/per_inv.csv"}
+"#;
+    std::fs::write(d.join("p.yaml"), pipeline).unwrap();
+    let y = d.join("p.yaml");
+    let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    inc_and_full(&y, d, (inc.path(), full.path()), &["out.csv"], "first run");
+    append_lines(
+        &d.join("li.csv"),
+        &["1,100,-1e16".into(), "1,7,1e16".into(), "1,8,0.3".into()],
+    );
+    inc_and_full(&y, d, (inc.path(), full.path()), &["out.csv"], "append");
+    let want = "account_id,first_amt,total\n1,1e+16,16.0\n";
+    let read = |p: &Path| std::fs::read_to_string(p.join("out.csv")).unwrap();
+    assert_eq!(read(inc.path()), want);
+    // Written as it is, an aggregate's file is in key order too (incremental and full alike).
+    for p in [inc.path(), full.path()] {
+        assert_eq!(
+            std::fs::read_to_string(p.join("per_inv.csv")).unwrap(),
+            "account_id,invoice_id,amt\n1,7,1e+16\n1,8,0.3\n1,9,0.9\n1,100,-9999999999999986.0\n"
+        );
+    }
+    // Full refreshes, again and again: the same file each time.
+    for i in 0..4 {
+        let (again, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        inc_and_full(&y, d, (again.path(), other.path()), &["out.csv"], "again");
+        assert_eq!(read(other.path()), want, "full refresh {i}");
+    }
+}

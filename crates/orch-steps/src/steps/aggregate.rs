@@ -12,13 +12,15 @@
 //! ```
 //! The argument of each function is an expression (a column name is the simplest one);
 //! `count: "*"` counts rows. Output: the group keys, then the aggregations in order. Rows
-//! come out in no particular order: add a `sort` step where order matters.
+//! come out sorted by the group keys (NULL first) when a reader cares about their order.
 
 use crate::common::{fingerprint_of, ColRef, ExprSrc};
 use crate::error::RunError;
 use crate::step::{Arity, DeltaRule, Step, StepType};
 use orch_spec::{Ctx, DataType, Diagnostic, Diagnostics, Fields, Schema, Span, StepDecl};
-use polars::prelude::{col, len, lit, when, ExplodeOptions, LazyFrame, SortOptions};
+use polars::prelude::{
+    col, len, lit, when, ExplodeOptions, LazyFrame, SortMultipleOptions, SortOptions,
+};
 use serde::Serialize;
 
 pub const TYPE: StepType = StepType {
@@ -54,6 +56,17 @@ pub struct Aggregation {
 pub struct Aggregate {
     pub group_by: Vec<ColRef>,
     pub aggregations: Vec<Aggregation>,
+    /// Whether a reader cares about the row order (set at compile time; part of the
+    /// fingerprint, since it decides the order of a cached result).
+    #[serde(serialize_with = "serialize_flag")]
+    pub ordered: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn serialize_flag<S: serde::Serializer>(
+    flag: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(flag.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box<dyn Step>> {
@@ -109,6 +122,7 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
     Some(Box::new(Aggregate {
         group_by,
         aggregations,
+        ordered: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
     }))
 }
 
@@ -196,6 +210,11 @@ impl Step for Aggregate {
             }
             _ => false,
         })
+    }
+
+    fn set_row_order_matters(&self, matters: bool) {
+        self.ordered
+            .store(matters, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn group_keys(&self) -> Vec<String> {
@@ -359,7 +378,7 @@ impl Step for Aggregate {
                 _ => col(n),
             });
         }
-        Ok(state.select(cols))
+        Ok(self.in_key_order(state.select(cols)))
     }
 
     fn to_polars(
@@ -376,7 +395,7 @@ impl Step for Aggregate {
             .iter()
             .map(|a| self.agg_expr(a, schema))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.grouped(input, aggs))
+        Ok(self.in_key_order(self.grouped(input, aggs)))
     }
 }
 
@@ -408,6 +427,18 @@ impl Aggregate {
             .map(|g| col(g.name.as_str()).set_sorted_flag(Default::default()))
             .collect();
         input.group_by(keys).agg(aggs)
+    }
+
+    /// The result sorted by the group keys (NULL first) when a reader cares about its row
+    /// order: polars hands groups out in no set order, which would make a `first` or a float
+    /// sum over an aggregate's output, or the rows of a file it is written to, differ from
+    /// run to run and between an incremental run and a full recompute.
+    fn in_key_order(&self, result: LazyFrame) -> LazyFrame {
+        if self.group_by.is_empty() || !self.ordered.load(std::sync::atomic::Ordering::Relaxed) {
+            return result;
+        }
+        let keys: Vec<&str> = self.group_by.iter().map(|g| g.name.as_str()).collect();
+        result.sort(keys, SortMultipleOptions::default())
     }
 
     /// Without `group_by`, polars sums a column chunk by chunk and adds the chunks' sums: a

@@ -157,6 +157,20 @@ impl Step for Join {
         Some((names(&self.left_on), names(&self.right_on)))
     }
 
+    /// The output follows the left input (the right one for a right join); the other side
+    /// only orders several matches of one row (see `compile`: not when its keys are unique),
+    /// and a side read for its keys only (semi, anti) sets no order.
+    fn input_order_matters(&self, input: usize) -> bool {
+        match self.how.as_str() {
+            "semi" | "anti" => input == 0,
+            _ => true,
+        }
+    }
+
+    fn follows_left_order(&self) -> bool {
+        matches!(self.how.as_str(), "inner" | "left" | "semi" | "anti")
+    }
+
     fn delta_rule(&self) -> DeltaRule {
         // Only where old output rows can never change: a new row on the preserved side
         // cannot turn an earlier unmatched (null-filled) row into a matched one.

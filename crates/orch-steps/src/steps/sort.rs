@@ -71,6 +71,11 @@ fn decode(_decl: &StepDecl, f: &mut Fields<'_>, ctx: &mut Ctx<'_>) -> Option<Box
 }
 
 impl Step for Sort {
+    /// Sorting sets the order (rows that tie come out in no set order either way).
+    fn input_order_matters(&self, _input: usize) -> bool {
+        false
+    }
+
     fn schema(&self, inputs: &[&Schema], diags: &mut Diagnostics) -> Option<Schema> {
         let ok = self
             .by
