@@ -470,6 +470,17 @@ fn inc_and_full(
     (r, f)
 }
 
+/// Writes `p.yaml` in `dir`: a pipeline called `name` with the usual `input_dir` and
+/// `output_dir` params and `steps` (a YAML list). Returns its path.
+fn write_pipeline(dir: &Path, name: &str, steps: &str) -> std::path::PathBuf {
+    let text = format!(
+        "name: {name}\nparams:\n  input_dir: {{type: path, default: data}}\n  output_dir: {{type: path, default: output}}\nsteps:{steps}"
+    );
+    let path = dir.join("p.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A float sum merged from a stored state would lose polars' per-group compensation (Kahan):
 /// 4.5 + 6.5 + 7.9, then 0.9 + 0.3 arriving later, sums to 20.099999999999998 that way but
 /// to 20.1 (the exact decimal sum) in one pass. Groups the stored state has are recomputed
@@ -480,12 +491,10 @@ fn float_sums_of_stored_groups_equal_a_full_recompute_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("a.csv"), "g,v\na,4.5\na,6.5\na,7.9\nb,1.0\n,2.0\n").unwrap();
-    let pipeline = r#"
-name: fsum
-params:
-  input_dir: {type: path, default: data}
-  output_dir: {type: path, default: output}
-steps:
+    let y = write_pipeline(
+        d,
+        "fsum",
+        r#"
   - {id: a, type: load, path: "${input_dir}/a.csv", incremental: append, schema: {g: string, v: float64}}
   - id: per_group
     type: aggregate
@@ -505,13 +514,13 @@ steps:
   - {id: sorted, type: sort, input: per_group, by: [g]}
   - {id: out, type: write, input: sorted, path: "${output_dir}/per_group.csv"}
   - {id: out2, type: write, input: overall, path: "${output_dir}/overall.csv"}
-"#;
-    std::fs::write(d.join("fsum.yaml"), pipeline).unwrap();
+"#,
+    );
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let go = |step: &str| -> (String, String) {
         let outs = ["per_group.csv", "overall.csv"];
         let dirs = (inc.path(), full.path());
-        let (r, _) = inc_and_full(&d.join("fsum.yaml"), d, dirs, &outs, step);
+        let (r, _) = inc_and_full(&y, d, dirs, &outs, step);
         let text = std::fs::read_to_string(inc.path().join("per_group.csv")).unwrap();
         (stdout(&r), text)
     };
@@ -564,12 +573,10 @@ fn order_sensitive_aggregations_after_joins_equal_a_full_recompute() {
         "item,label\nD,d\nC,c\nB,b\nA,a\nE,e\nF,f\n",
     )
     .unwrap();
-    let pipeline = r#"
-name: order
-params:
-  input_dir: {type: path, default: data}
-  output_dir: {type: path, default: output}
-steps:
+    let y = write_pipeline(
+        d,
+        "order",
+        r#"
   - {id: inv, type: load, path: "${input_dir}/inv.csv", incremental: append, schema: {invoice_id: int64, account_id: int64}}
   - {id: li, type: load, path: "${input_dir}/li.csv", incremental: append, schema: {invoice_id: int64, item: string, price: float64}}
   - {id: items, type: load, path: "${input_dir}/items.csv", schema: {item: string, label: string}}
@@ -592,8 +599,8 @@ steps:
   - {id: o1, type: write, input: s1, path: "${output_dir}/per_invoice.csv"}
   - {id: o2, type: write, input: s2, path: "${output_dir}/per_account.csv"}
   - {id: o3, type: write, input: overall, path: "${output_dir}/overall.csv"}
-"#;
-    std::fs::write(d.join("order.yaml"), pipeline).unwrap();
+"#,
+    );
     // Summed chunk by chunk, stored part then new rows: 42.400000000000006.
     std::fs::write(d.join("g.csv"), "v\n4.5\n13.0\n23.7\n").unwrap();
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -603,7 +610,6 @@ steps:
         "overall.csv",
         "g_total.csv",
     ];
-    let y = d.join("order.yaml");
     let read = |f: &str| std::fs::read_to_string(inc.path().join(f)).unwrap();
     inc_and_full(&y, d, (inc.path(), full.path()), &outs, "first run");
     assert!(
@@ -651,12 +657,10 @@ fn sums_do_not_depend_on_what_polars_knows_about_key_order() {
         "invoice_id,tag,price\n3,q,13.0\n3,r,4.5\n3,s,0.3\n0,t,0.1\n",
     )
     .unwrap();
-    let pipeline = r#"
-name: sorted_keys
-params:
-  input_dir: {type: path, default: data}
-  output_dir: {type: path, default: output}
-steps:
+    let y = write_pipeline(
+        d,
+        "sorted_keys",
+        r#"
   - {id: x, type: load, path: "${input_dir}/x.csv", incremental: append, schema: {g: int64, v: float64}}
   - {id: by_g, type: aggregate, input: x, group_by: g, aggregations: {s: {sum: v}, m: {mean: v}}}
   - {id: inv, type: load, path: "${input_dir}/inv.csv", incremental: append, schema: {invoice_id: int64, account_id: int64}}
@@ -665,11 +669,10 @@ steps:
   - {id: by_account, type: aggregate, input: j, group_by: account_id, aggregations: {f: {first: tag}, s: {sum: price}}}
   - {id: o1, type: write, input: by_g, path: "${output_dir}/by_g.csv"}
   - {id: o2, type: write, input: by_account, path: "${output_dir}/by_account.csv"}
-"#;
-    std::fs::write(d.join("p.yaml"), pipeline).unwrap();
+"#,
+    );
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let outs = ["by_g.csv", "by_account.csv"];
-    let y = d.join("p.yaml");
     inc_and_full(&y, d, (inc.path(), full.path()), &outs, "first run");
     append_lines(&d.join("x.csv"), &[",0.3".into()]);
     // Invoice 0 of account 2 arrives; its line item was there already.
@@ -697,20 +700,17 @@ fn an_aggregate_over_an_aggregate_is_the_same_on_every_run() {
         "account_id,invoice_id,price\n1,100,0.1\n1,100,13.0\n1,9,0.9\n",
     )
     .unwrap();
-    let pipeline = r#"
-name: two_levels
-params:
-  input_dir: {type: path, default: data}
-  output_dir: {type: path, default: output}
-steps:
+    let y = write_pipeline(
+        d,
+        "two_levels",
+        r#"
   - {id: li, type: load, path: "${input_dir}/li.csv", incremental: append, schema: {account_id: int64, invoice_id: int64, price: float64}}
   - {id: per_inv, type: aggregate, input: li, group_by: [account_id, invoice_id], aggregations: {amt: {sum: price}}}
   - {id: per_acct, type: aggregate, input: per_inv, group_by: account_id, aggregations: {first_amt: {first: amt}, total: {sum: amt}}}
   - {id: w, type: write, input: per_acct, path: "${output_dir}/out.csv"}
   - {id: w2, type: write, input: per_inv, path: "${output_dir}/per_inv.csv"}
-"#;
-    std::fs::write(d.join("p.yaml"), pipeline).unwrap();
-    let y = d.join("p.yaml");
+"#,
+    );
     let (inc, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     inc_and_full(&y, d, (inc.path(), full.path()), &["out.csv"], "first run");
     append_lines(
