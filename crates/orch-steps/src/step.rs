@@ -215,8 +215,8 @@ pub trait Step: Send + Sync + Debug {
     /// For [`DeltaRule::Merge`]: whether merging states gives exactly what a full recompute
     /// gives. Float sums do not: polars sums a group with compensated (Kahan) summation, and
     /// adding two compensated sums drops the first one's compensation (a last-bit
-    /// difference). For such steps the groups the stored state already has and the new rows
-    /// touch are recomputed from all their rows instead.
+    /// difference). For such steps the groups the new rows touch are recomputed from all
+    /// their rows instead, and `merge_states` is not called.
     fn merge_is_exact(&self, _input: &Schema) -> bool {
         true
     }

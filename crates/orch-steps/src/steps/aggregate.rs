@@ -192,16 +192,16 @@ impl Step for Aggregate {
         fingerprint_of(TYPE.name, self)
     }
 
-    /// Every function merges: sum, count, min and max with themselves, lists by union,
-    /// count_distinct through its distinct values, mean through a sum and a count, first as
-    /// the stored value of a group the state has (see `merge_is_exact`).
+    /// Every function merges: count, integer sums, min and max with themselves, lists by
+    /// union, count_distinct through its distinct values; float sums, means and first by
+    /// recomputing the groups the new rows touch (see `merge_is_exact`).
     fn delta_rule(&self) -> DeltaRule {
         DeltaRule::Merge
     }
 
-    /// Sums and means of floats are not exact when merged (see the trait), and `first` of a
-    /// stored group is its first row, which the stored state does not keep apart from the
-    /// value: both recompute the stored groups the new rows touch.
+    /// Sums and means of floats are not exact when merged (see the trait), nor is `first`,
+    /// which depends on row order: with any of them the groups the new rows touch are
+    /// recomputed, and `merge_states` never sees them.
     fn merge_is_exact(&self, input: &Schema) -> bool {
         !self.aggregations.iter().any(|a| match a.function.as_str() {
             "mean" | "first" => true,
@@ -306,22 +306,15 @@ impl Step for Aggregate {
                     columns.push(col(n));
                     continue;
                 }
-                // `first`: only new groups merge this way (stored ones are recomputed).
-                "sum" | "min" | "max" | "first" => {
+                // Integer sums only: float sums, means and `first` are recomputed instead
+                // (`merge_is_exact`).
+                "sum" | "min" | "max" => {
                     aggs.push(match a.function.as_str() {
                         "sum" => col(n).sum().alias(n),
                         "min" => col(n).min().alias(n),
-                        "first" => col(n).first().alias(n),
                         _ => col(n).max().alias(n),
                     });
                     columns.push(col(n));
-                    continue;
-                }
-                "mean" => {
-                    for h in [hidden("sum", n), hidden("n", n)] {
-                        aggs.push(col(h.as_str()).sum().alias(h.as_str()));
-                        columns.push(col(h.as_str()));
-                    }
                     continue;
                 }
                 f => {
