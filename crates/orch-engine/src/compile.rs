@@ -391,18 +391,14 @@ fn compile_inner(source: &Source, opts: &CompileOptions, diags: &mut Diagnostics
 /// exactly its group keys: each left row then meets at most one of its rows, and their order
 /// cannot show in the join's output.
 fn unique_right_side(planned: &[PlannedStep], c: usize, pos: usize, i: usize) -> bool {
-    let (join, right) = (&planned[c], &planned[i]);
-    if pos != 1 || join.type_name != "join" || right.type_name != "aggregate" {
-        return false;
-    }
-    let keys = right.step.group_keys();
-    match join.step.join_keys() {
-        Some((_, right_on)) if !keys.is_empty() => {
-            let mut a = right_on.clone();
-            let mut b = keys.clone();
-            a.sort();
-            b.sort();
-            a == b && join.step.follows_left_order()
+    let (join, right) = (&planned[c].step, &planned[i].step);
+    // Only joins have join keys and only aggregates group keys.
+    let mut keys = right.group_keys();
+    match join.join_keys() {
+        Some((_, mut right_on)) if pos == 1 && !keys.is_empty() => {
+            right_on.sort();
+            keys.sort();
+            right_on == keys && join.follows_left_order()
         }
         _ => false,
     }

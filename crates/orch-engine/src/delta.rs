@@ -246,11 +246,9 @@ impl Builder<'_> {
             .iter_names()
             .map(|n| col(n.clone()))
             .collect();
-        // NULL keys match here: a group whose key is NULL has old rows too (a join whose
-        // keys are NULL matches nothing anyway).
-        let mut args = JoinArgs::new(JoinType::Semi);
-        args.nulls_equal = true;
-        Ok(self.old(i)?.join(keys, on, key_cols, args))
+        Ok(self
+            .old(i)?
+            .join(keys, on, key_cols, JoinArgs::new(JoinType::Semi)))
     }
 
     /// The result step `i` had at the last run (before this run's new rows).
