@@ -313,7 +313,7 @@ fn reuse(plan: &Plan, cache: Option<&CacheCtx>, stateful: &[bool]) -> Reuse {
                 // Kept as they are: what a killed run staged for them is cleared here, since
                 // they are not staged (which clears it) again.
                 for f in &prev.outputs {
-                    orch_steps::storage::remove_leftover_temps(std::path::Path::new(&f.path));
+                    orch_steps::storage::remove_stale_temps(std::path::Path::new(&f.path));
                 }
             }
         } else if s.cache || stateful[i] {

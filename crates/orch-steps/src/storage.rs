@@ -156,12 +156,9 @@ pub fn stage<F>(target: &Path, fill: F) -> Result<Staged, RunError>
 where
     F: FnOnce(&mut File) -> Result<(), RunError>,
 {
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = folder_of(target);
     std::fs::create_dir_all(&dir).map_err(|e| folder_error(&dir, target, e))?;
-    remove_stale_temps(&dir, target);
+    remove_stale_temps(target);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -274,18 +271,19 @@ where
     stage(target, fill)?.commit().map(|_| ())
 }
 
-/// Removes temporary files a killed run left for `target` (`.<name>.*.tmp`). Runs on one
-/// state folder are serialised by its lock, so no live writer owns them.
-/// Removes temporary files a killed run left beside `target` (as staging it would): for an
-/// output an unchanged rerun keeps, which is never staged again.
-pub fn remove_leftover_temps(target: &Path) {
+/// The folder `target` is written in (`.` for a bare file name).
+fn folder_of(target: &Path) -> PathBuf {
     match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => remove_stale_temps(d, target),
-        _ => remove_stale_temps(Path::new("."), target),
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
-fn remove_stale_temps(dir: &Path, target: &Path) {
+/// Removes temporary files a killed run left for `target` (`.<name>.*.tmp`). Runs on one
+/// state folder are serialised by its lock, so no live writer owns them. Staging `target`
+/// does it; an unchanged rerun, which keeps an output and never stages it, calls it too.
+pub fn remove_stale_temps(target: &Path) {
+    let dir = folder_of(target);
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;
     };
