@@ -1201,10 +1201,7 @@ impl CsvScan {
         // for the start of a quoted field running on to the end of the file.
         if let Ok(Some((line, column, value))) = self.first_quote_inside_a_field() {
             let q = self.load.quote.unwrap_or('"');
-            let at = match column {
-                Some(c) => format!("line {}, column `{c}`", line + self.line_offset),
-                None => format!("line {}", line + self.line_offset),
-            };
+            let at = at_line(line + self.line_offset, column.as_deref());
             return BadInputError {
                 step: self.load.id.clone(),
                 message: format!(
@@ -1257,10 +1254,7 @@ impl CsvScan {
     }
 
     fn fail(&self, first: &BadRow, total: usize) -> BadInputError {
-        let at = match &first.column {
-            Some(c) => format!("line {}, column `{c}`", first.line),
-            None => format!("line {}", first.line),
-        };
+        let at = at_line(first.line, first.column.as_deref());
         let more = if total > 1 {
             format!(" (the first of {total} bad rows)")
         } else {
@@ -1881,6 +1875,14 @@ fn walk_from(
             }
             Ok(None)
         }
+    }
+}
+
+/// Where a bad row is: "line 6, column `quantity`", or "line 6".
+fn at_line(line: u64, column: Option<&str>) -> String {
+    match column {
+        Some(c) => format!("line {line}, column `{c}`"),
+        None => format!("line {line}"),
     }
 }
 
