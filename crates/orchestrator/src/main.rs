@@ -114,13 +114,17 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
                 return *code;
             }
             let plans: Vec<Arc<Plan>> = loaded.into_iter().flatten().map(Arc::new).collect();
+            let dirs: Vec<_> = plans
+                .iter()
+                .map(|p| state_dir(p, state.state_dir.as_deref()))
+                .collect();
             // A state folder keeps its records per pipeline name: two pipelines of one name
             // would take each other's records (and recompute everything, every time).
-            for (i, a) in plans.iter().enumerate() {
-                let dir = state_dir(a, state.state_dir.as_deref());
-                if let Some(b) = plans[..i]
+            for (i, (a, dir)) in plans.iter().zip(&dirs).enumerate() {
+                if let Some((b, _)) = plans[..i]
                     .iter()
-                    .find(|b| b.name == a.name && state_dir(b, state.state_dir.as_deref()) == dir)
+                    .zip(&dirs[..i])
+                    .find(|(b, d)| b.name == a.name && *d == dir)
                 {
                     eprintln!(
                         "error: `{}` and `{}` are both named `{}` and keep their state in `{}`",
@@ -143,8 +147,7 @@ fn dispatch(cli: Cli, interactive: bool) -> u8 {
                     return EXIT_RUN_FAILED;
                 }
             };
-            for (i, plan) in plans.iter().enumerate() {
-                let dir = state_dir(plan, state.state_dir.as_deref());
+            for (i, (plan, dir)) in plans.iter().zip(dirs).enumerate() {
                 let code = run(
                     &runtime,
                     Arc::clone(plan),
