@@ -177,8 +177,8 @@ pub trait Step: Send + Sync + Debug {
     fn set_upstream_files(&self, _files: Vec<String>) {}
 
     /// Whether the order of the rows of input `i` can change this step's result or the
-    /// order of its rows (a `sort` reorders them; the right side of an inner or left join
-    /// does not set the output's order).
+    /// order of its rows (not for a `sort`, which reorders them, nor for the right side of
+    /// a semi or anti join, read for its keys only).
     fn input_order_matters(&self, _input: usize) -> bool {
         true
     }

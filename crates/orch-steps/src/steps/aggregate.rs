@@ -541,10 +541,10 @@ fn merge_string_lists(
     let (ia, ib) = (a.get_inner(), b.get_inner());
     let (ia, ib) = (ia.str()?.rechunk(), ib.str()?.rechunk());
     let (va, vb) = (ia.downcast_as_array(), ib.downcast_as_array());
-    let (oa, ob) = (la.offsets(), lb.offsets());
     // The value positions of row `i` (a null list is empty).
-    let span = |o: &[i64], l: &polars::prelude::LargeListArray, i: usize| {
+    let span = |l: &polars::prelude::LargeListArray, i: usize| {
         if l.validity().is_none_or(|v| v.get_bit(i)) {
+            let o = l.offsets();
             o[i] as usize..o[i + 1] as usize
         } else {
             0..0
@@ -555,12 +555,8 @@ fn merge_string_lists(
     for i in 0..a.len() {
         merged.clear();
         // Null values are left out, as the list aggregation leaves them out.
-        let mut x = span(oa.as_slice(), la, i)
-            .filter_map(|j| va.get(j))
-            .peekable();
-        let mut y = span(ob.as_slice(), lb, i)
-            .filter_map(|j| vb.get(j))
-            .peekable();
+        let mut x = span(la, i).filter_map(|j| va.get(j)).peekable();
+        let mut y = span(lb, i).filter_map(|j| vb.get(j)).peekable();
         loop {
             let next = match (x.peek(), y.peek()) {
                 (Some(p), Some(q)) => match p.as_bytes().cmp(q.as_bytes()) {
