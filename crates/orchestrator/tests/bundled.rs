@@ -9,20 +9,28 @@ use common::*;
 use polars::prelude::*;
 use std::path::Path;
 
-fn run_bundled(pipeline: &str, data: &str, params: &[&str], out: &Path) {
-    let mut args = vec![
-        "run".to_string(),
-        format!("pipelines/{pipeline}.yaml"),
-        "--param".into(),
+/// `orchestrator run FILES... --param input_dir=DATA --param output_dir=OUT --param ...`,
+/// from the repository root.
+fn run_files(files: &[&str], data: &str, out: &Path, params: &[&str]) -> std::process::Output {
+    let mut args: Vec<String> = vec!["run".into()];
+    args.extend(files.iter().map(|f| f.to_string()));
+    let dirs = [
         format!("input_dir={data}"),
-        "--param".into(),
         format!("output_dir={}", out.display()),
     ];
-    for p in params {
+    for p in dirs
+        .iter()
+        .map(String::as_str)
+        .chain(params.iter().copied())
+    {
         args.push("--param".into());
         args.push(p.to_string());
     }
-    let o = bin().args(&args).output().unwrap();
+    bin().args(&args).output().unwrap()
+}
+
+fn run_bundled(pipeline: &str, data: &str, params: &[&str], out: &Path) {
+    let o = run_files(&[&format!("pipelines/{pipeline}.yaml")], data, out, params);
     assert_eq!(code(&o), 0, "{pipeline} failed: {}", stderr(&o));
 }
 
@@ -157,20 +165,8 @@ fn edge_data_set() {
     // Unknown SKUs and accounts, invoices without line items, the 30/31-day boundary,
     // CRLF and blank lines in addresses, shared item names: see HAND_COMPUTED.md.
     let out = tempfile::tempdir().unwrap();
-    let o = bin()
-        .args([
-            "run",
-            "pipelines/late_payment.yaml",
-            "pipelines/product_mix.yaml",
-            "-p",
-            "as_of=2024-03-31",
-            "-p",
-            "input_dir=tests/data/edge",
-            "-p",
-            &format!("output_dir={}", out.path().display()),
-        ])
-        .output()
-        .unwrap();
+    let both = ["pipelines/late_payment.yaml", "pipelines/product_mix.yaml"];
+    let o = run_files(&both, "tests/data/edge", out.path(), &["as_of=2024-03-31"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     for p in ["late_payment", "product_mix"] {
         assert!(
@@ -189,26 +185,17 @@ fn edge_data_set() {
 #[test]
 fn several_pipelines_are_all_checked_first_and_stop_at_a_failure() {
     let out = tempfile::tempdir().unwrap();
-    let o_dir = format!("output_dir={}", out.path().display());
+    let (edge, as_of) = ("tests/data/edge", &["as_of=2024-03-31"]);
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
     let text = std::fs::read_to_string(repo().join("pipelines/product_mix.yaml")).unwrap();
     std::fs::write(&broken, text.replace("input: purchases", "input: purchase")).unwrap();
-    let o = bin()
-        .args([
-            "run",
-            "pipelines/late_payment.yaml",
-            broken.to_str().unwrap(),
-            "pipelines/missing.yaml",
-            "-p",
-            "as_of=2024-03-31",
-            "-p",
-            "input_dir=tests/data/edge",
-            "-p",
-            &o_dir,
-        ])
-        .output()
-        .unwrap();
+    let files = [
+        "pipelines/late_payment.yaml",
+        broken.to_str().unwrap(),
+        "pipelines/missing.yaml",
+    ];
+    let o = run_files(&files, edge, out.path(), as_of);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -220,18 +207,8 @@ fn several_pipelines_are_all_checked_first_and_stop_at_a_failure() {
     // Two pipelines of one name would share their records in the state folder.
     let copy = dir.path().join("copy.yaml");
     std::fs::copy(repo().join("pipelines/late_payment.yaml"), &copy).unwrap();
-    let o = bin()
-        .args(["run", "pipelines/late_payment.yaml", copy.to_str().unwrap()])
-        .args([
-            "-p",
-            "as_of=2024-03-31",
-            "-p",
-            "input_dir=tests/data/edge",
-            "-p",
-            &o_dir,
-        ])
-        .output()
-        .unwrap();
+    let files = ["pipelines/late_payment.yaml", copy.to_str().unwrap()];
+    let o = run_files(&files, edge, out.path(), as_of);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("are both named `late_payment`"),
@@ -244,20 +221,8 @@ fn several_pipelines_are_all_checked_first_and_stop_at_a_failure() {
     for f in ["accounts.csv", "invoice_line_items.csv", "skus.csv"] {
         std::fs::copy(repo().join("tests/data/edge").join(f), data.path().join(f)).unwrap();
     }
-    let o = bin()
-        .args([
-            "run",
-            "pipelines/late_payment.yaml",
-            "pipelines/product_mix.yaml",
-            "-p",
-            "as_of=2024-03-31",
-            "-p",
-            &format!("input_dir={}", data.path().display()),
-            "-p",
-            &o_dir,
-        ])
-        .output()
-        .unwrap();
+    let both = ["pipelines/late_payment.yaml", "pipelines/product_mix.yaml"];
+    let o = run_files(&both, &data.path().display().to_string(), out.path(), as_of);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -295,19 +260,8 @@ fn a_duplicate_or_unpriced_sku_stops_both_pipelines() {
         append_lines(&skus, &[row]);
         for p in ["late_payment", "product_mix"] {
             let before = std::fs::read(out.path().join(format!("{p}.csv"))).unwrap();
-            let o = bin()
-                .args([
-                    "run",
-                    &format!("pipelines/{p}.yaml"),
-                    "-p",
-                    "as_of=2021-03-01",
-                    "-p",
-                    &format!("input_dir={d}"),
-                    "-p",
-                    &format!("output_dir={}", out.path().display()),
-                ])
-                .output()
-                .unwrap();
+            let file = format!("pipelines/{p}.yaml");
+            let o = run_files(&[&file], &d, out.path(), &["as_of=2021-03-01"]);
             assert_eq!(code(&o), 1, "{p}: {}", stderr(&o));
             assert!(stderr(&o).contains(message), "{p}: {}", stderr(&o));
             let after = std::fs::read(out.path().join(format!("{p}.csv"))).unwrap();
@@ -333,19 +287,12 @@ fn a_header_only_extract_stops_the_run_and_keeps_outputs() {
         "invoice_id,account_id,date_issued\n",
     )
     .unwrap();
-    let o = bin()
-        .args([
-            "run",
-            "pipelines/late_payment.yaml",
-            "-p",
-            "as_of=2021-03-02",
-            "-p",
-            &format!("input_dir={}", data.path().display()),
-            "-p",
-            &format!("output_dir={}", out.path().display()),
-        ])
-        .output()
-        .unwrap();
+    let o = run_files(
+        &["pipelines/late_payment.yaml"],
+        &data.path().display().to_string(),
+        out.path(),
+        &["as_of=2021-03-02"],
+    );
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("invoices_csv_has_rows"),
