@@ -247,9 +247,13 @@ fn collect_new(
     what: &str,
 ) -> Result<DataFrame, RunError> {
     let t0 = std::time::Instant::now();
-    let df = lf
+    let mut df = lf
         .collect()
         .map_err(|e| RunError::engine(format!("step `{}`: reading {what}", plan.steps[i].id), e))?;
+    // The CSV reader hands back a chunk per block parsed (248 for 5.6 M line items), and
+    // every gather downstream (join, group) then looks up each row's chunk: one chunk made
+    // late_payment's `invoice_amounts` 0.46-0.52 s -> 0.35-0.40 s for ~0.05 s of copying.
+    df.rechunk_mut_par();
     tracing::debug!(step = %plan.steps[i].id, ms = t0.elapsed().as_millis() as u64, rows = df.height(), "read new rows");
     Ok(df)
 }
