@@ -209,6 +209,16 @@ fn join_reports_missing_keys_and_type_mismatch() {
     let step = decode("id: j\ntype: join\ninputs: [l, r]\non: id").unwrap();
     let errs = schema_errors(&*step, vec![left(), r]);
     assert!(errs[0].contains("incompatible types"), "{errs:?}");
+    // int64 against float64 would fail only when the run reached the join (polars does not
+    // cast join keys): refused up front, with the cast to write.
+    let l = df!("id" => [1i64], "name" => ["a"]).unwrap();
+    let r = df!("id" => [1.0f64], "x" => [1i64]).unwrap();
+    let errs = schema_errors(&*step, vec![l, r]);
+    assert!(
+        errs[0].contains("`id` (int64) and `id` (float64)"),
+        "{errs:?}"
+    );
+    assert!(errs[0].contains("CAST(id AS float64)"), "{errs:?}");
 }
 
 #[test]

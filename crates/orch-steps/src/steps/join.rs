@@ -95,15 +95,30 @@ impl Step for Join {
         for (l, r) in self.left_on.iter().zip(&self.right_on) {
             let lt = l.resolve(left, "the left input", diags);
             let rt = r.resolve(right, "the right input", diags);
+            // The same type on both sides: polars compares keys without casting, so an
+            // int64 key against a float64 one (or a date against a datetime) would only fail
+            // once the run reached the join.
             if let (Some(lt), Some(rt)) = (lt, rt) {
-                if lt.unify(rt).is_none() {
+                if lt != rt {
+                    let to = lt.unify(rt).unwrap_or_else(|| lt.clone());
+                    let (name, other) = if to == *lt {
+                        (&r.name, rt)
+                    } else {
+                        (&l.name, lt)
+                    };
+                    let hint = if lt.unify(rt).is_some() {
+                        format!("cast `{name}` ({other}) first with a `derive` step: `{name}: CAST({name} AS {to})`")
+                    } else {
+                        "cast one side first with a `derive` step, e.g. CAST(x AS int64)"
+                            .to_string()
+                    };
                     diags.push(
                         Diagnostic::error(format!(
                             "join keys `{}` ({lt}) and `{}` ({rt}) have incompatible types",
                             l.name, r.name
                         ))
                         .at(l.span)
-                        .hint("cast one side first with a `derive` step, e.g. CAST(x AS int64)"),
+                        .hint(hint),
                     );
                 }
             }
