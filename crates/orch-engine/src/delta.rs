@@ -18,7 +18,7 @@
 use crate::exec::{CacheCtx, Preloaded};
 use crate::plan::Plan;
 use orch_steps::{DeltaRule, RunError};
-use polars::prelude::{col, IntoLazy, JoinArgs, JoinType, LazyFrame};
+use polars::prelude::{col, lit, IntoLazy, JoinArgs, JoinType, LazyFrame};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,16 +191,29 @@ impl Builder<'_> {
                         // (old L + new L) x (old R + new R), less old L x old R.
                         let a = self.apply(i, vec![self.delta(l)?, (self.whole)(r)?])?;
                         // Only old left rows whose key the new right rows carry can match.
-                        let dr = self.delta(r)?;
+                        // The new right rows are read here, once (they are few, and joined
+                        // below anyway): their keys become a filter on the old left rows.
+                        let dr = self.delta(r)?.collect().map_err(|e| {
+                            RunError::engine(
+                                format!("step `{}`: the new rows of its right input", s.id),
+                                e,
+                            )
+                        })?;
                         let old_l = match s.step.join_keys() {
                             Some((lk, rk)) => {
                                 let rk: Vec<_> = rk.iter().map(|c| col(c.as_str())).collect();
-                                let keys = dr.clone().select(rk).unique(None, Default::default());
+                                let keys = dr
+                                    .clone()
+                                    .lazy()
+                                    .select(rk)
+                                    .unique(None, Default::default())
+                                    .collect()
+                                    .map_err(|e| RunError::engine("new join keys", e))?;
                                 self.old_matching(l, &lk, keys)?
                             }
                             None => self.old(l)?,
                         };
-                        let b = self.apply(i, vec![old_l, dr])?;
+                        let b = self.apply(i, vec![old_l, dr.lazy()])?;
                         crate::exec::concat_lazy(vec![a, b])
                     }
                 }
@@ -212,14 +225,15 @@ impl Builder<'_> {
         }
     }
 
-    /// The old rows of step `i` whose columns `cols` match a row of `keys` (a semi join),
-    /// with the filter pushed as far up as those columns go unchanged: for a join of new
-    /// rows against an old side, only the few old rows that can match are read and joined.
+    /// The old rows of step `i` whose columns `cols` match a row of `keys` (a semi join,
+    /// NULL matching nothing), with the filter pushed as far up as those columns go
+    /// unchanged: for a join of new rows against an old side, only the few old rows that can
+    /// match are read and joined.
     fn old_matching(
         &self,
         i: usize,
         cols: &[String],
-        keys: LazyFrame,
+        keys: polars::prelude::DataFrame,
     ) -> Result<LazyFrame, RunError> {
         let s = &self.plan.steps[i];
         let first_has = |c: &String| {
@@ -238,17 +252,31 @@ impl Builder<'_> {
             }
             return self.apply(i, inputs);
         }
+        let engine = |e| RunError::engine("matching new join keys", e);
+        let old = self.old(i)?;
+        // The first key's values as an `is_in` filter, which polars pushes down to stored
+        // parts (row groups whose statistics exclude every key are not read: new invoices
+        // have new ids); a semi join read and probed every old row. With more keys, the
+        // semi join then keeps the exact combinations.
+        let (Some(first_col), Some(first_key)) = (cols.first(), keys.columns().first()) else {
+            return Err(RunError::internal("a join without keys"));
+        };
+        let first = first_key
+            .as_materialized_series()
+            .drop_nulls()
+            .unique()
+            .map_err(engine)?;
+        let old = old.filter(col(first_col.as_str()).is_in(lit(first).implode(true), false));
+        if cols.len() == 1 {
+            return Ok(old);
+        }
         let on: Vec<_> = cols.iter().map(|c| col(c.as_str())).collect();
         let key_cols: Vec<_> = keys
-            .clone()
-            .collect_schema()
-            .map_err(|e| RunError::engine("reading join keys", e))?
-            .iter_names()
+            .get_column_names()
+            .into_iter()
             .map(|n| col(n.clone()))
             .collect();
-        Ok(self
-            .old(i)?
-            .join(keys, on, key_cols, JoinArgs::new(JoinType::Semi)))
+        Ok(old.join(keys.lazy(), on, key_cols, JoinArgs::new(JoinType::Semi)))
     }
 
     /// The result step `i` had at the last run (before this run's new rows).
