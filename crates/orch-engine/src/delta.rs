@@ -252,7 +252,6 @@ impl Builder<'_> {
             }
             return self.apply(i, inputs);
         }
-        let engine = |e| RunError::engine("matching new join keys", e);
         let old = self.old(i)?;
         // The first key's values as an `is_in` filter, which polars pushes down to stored
         // parts (row groups whose statistics exclude every key are not read: new invoices
@@ -265,7 +264,7 @@ impl Builder<'_> {
             .as_materialized_series()
             .drop_nulls()
             .unique()
-            .map_err(engine)?;
+            .map_err(|e| RunError::engine("matching new join keys", e))?;
         let old = old.filter(col(first_col.as_str()).is_in(lit(first).implode(true), false));
         if cols.len() == 1 {
             return Ok(old);

@@ -100,17 +100,18 @@ impl Step for Join {
             // once the run reached the join.
             if let (Some(lt), Some(rt)) = (lt, rt) {
                 if lt != rt {
-                    let to = lt.unify(rt).unwrap_or_else(|| lt.clone());
-                    let (name, other) = if to == *lt {
-                        (&r.name, rt)
-                    } else {
-                        (&l.name, lt)
-                    };
-                    let hint = if lt.unify(rt).is_some() {
-                        format!("cast `{name}` ({other}) first with a `derive` step: `{name}: CAST({name} AS {to})`")
-                    } else {
-                        "cast one side first with a `derive` step, e.g. CAST(x AS int64)"
-                            .to_string()
+                    let hint = match lt.unify(rt) {
+                        // Cast the side whose type is not the common one.
+                        Some(to) => {
+                            let (name, from) = if to == *lt {
+                                (&r.name, rt)
+                            } else {
+                                (&l.name, lt)
+                            };
+                            format!("cast `{name}` ({from}) first with a `derive` step: `{name}: CAST({name} AS {to})`")
+                        }
+                        None => "cast one side first with a `derive` step, e.g. CAST(x AS int64)"
+                            .to_string(),
                     };
                     diags.push(
                         Diagnostic::error(format!(
