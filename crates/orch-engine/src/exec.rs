@@ -847,7 +847,7 @@ impl Work {
             }
             Work::Materialize(lf) => {
                 let mut df = (*lf).collect().map_err(|e| collect_error(s, e))?;
-                // A load's frame comes back as a chunk per block the CSV reader parsed: one
+                // A load of several files or of Parquet comes back in several chunks: one
                 // chunk for its readers (see `incremental::collect_new`).
                 df.rechunk_mut_par();
                 // Files the step staged as it ran (a load's quarantine file).
