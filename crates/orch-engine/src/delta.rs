@@ -9,6 +9,12 @@
 //!   (lazily) to any step that needs it.
 //! - `Merged`: an aggregation whose stored state is merged with the partial result of the
 //!   new rows; its result is whole again (downstream steps see a changed table).
+//! - `Updated`: a join whose right input is `Merged` and grouped by exactly the join's right
+//!   keys, and whose left input only gained rows (or none): besides the new left rows, only
+//!   the rows whose key the merge touched changed. An aggregation over it whose group keys
+//!   come from the left input recomputes just the groups those rows fall in
+//!   (`late_payment`: invoices joined with their merged per-invoice amounts, then summed per
+//!   account).
 //! - `Changed`: recomputed from its whole inputs; `why` says what prevented the rest.
 //!
 //! The state of a `Delta` step rests on the *delta fingerprint* (options, params and inputs,
@@ -26,6 +32,7 @@ pub enum DState {
     Unchanged,
     Delta,
     Merged,
+    Updated,
     Changed { why: Option<String> },
 }
 
@@ -84,7 +91,9 @@ pub fn states(
                 Some(p) if p.incremental && p.new.is_some() && same_shape => DState::Delta,
                 _ => DState::Changed { why: None },
             }
-        } else if !any_delta {
+        } else if same_shape && joins_merged_groups(plan, i, &st) {
+            DState::Updated
+        } else if !any_delta && !is(0, &DState::Updated) {
             DState::Changed { why: None }
         } else if !same_shape {
             DState::changed("its options or inputs changed")
@@ -105,7 +114,10 @@ pub fn states(
                         DState::changed("this join cannot add new rows on that side alone")
                     }
                 }
-                DeltaRule::Merge if is(0, &DState::Delta) => {
+                DeltaRule::Merge
+                    if is(0, &DState::Delta)
+                        || (is(0, &DState::Updated) && groups_from_left(plan, i)) =>
+                {
                     if merge_state_ok(i) {
                         DState::Merged
                     } else {
@@ -121,6 +133,41 @@ pub fn states(
         };
     }
     st
+}
+
+/// Whether join `i` is `Updated` (see the module docs): its right input merged new rows
+/// into groups keyed by exactly the join's right keys (so each left row meets at most one
+/// right row, and only rows with a touched key changed), and its left input is unchanged or
+/// only gained rows. Inner, left, semi and anti joins (a touched key can add, change or
+/// remove the output rows of its left rows, never those of other keys).
+fn joins_merged_groups(plan: &Plan, i: usize, st: &[DState]) -> bool {
+    let s = &plan.steps[i];
+    let (DeltaRule::Join { left: true, .. }, [l, r]) = (s.step.delta_rule(), s.inputs.as_slice())
+    else {
+        return false;
+    };
+    let Some((_, mut keys)) = s.step.join_keys() else {
+        return false;
+    };
+    let mut groups = plan.steps[*r].step.group_keys();
+    groups.sort();
+    keys.sort();
+    st[*r] == DState::Merged
+        && matches!(st[*l], DState::Delta | DState::Unchanged)
+        && plan.steps[*r].step.delta_rule() == DeltaRule::Merge
+        && !groups.is_empty()
+        && groups == keys
+}
+
+/// Whether aggregation `i` over an `Updated` join groups by columns of the join's left
+/// input only: they come through the join unchanged, so the groups of the changed rows are
+/// the groups of their left rows (a column of the right input could have had another value
+/// before).
+fn groups_from_left(plan: &Plan, i: usize) -> bool {
+    let join = &plan.steps[plan.steps[i].inputs[0]];
+    let left = &plan.steps[join.inputs[0]].schema;
+    let keys = plan.steps[i].step.group_keys();
+    !keys.is_empty() && keys.iter().all(|k| left.contains(k))
 }
 
 /// Builds lazy plans for a run: whole results, and the new rows of `Delta` steps.
@@ -252,30 +299,41 @@ impl Builder<'_> {
             }
             return self.apply(i, inputs);
         }
-        let old = self.old(i)?;
-        // The first key's values as an `is_in` filter, which polars pushes down to stored
-        // parts (row groups whose statistics exclude every key are not read: new invoices
-        // have new ids); a semi join read and probed every old row. With more keys, the
-        // semi join then keeps the exact combinations.
-        let (Some(first_col), Some(first_key)) = (cols.first(), keys.columns().first()) else {
-            return Err(RunError::internal("a join without keys"));
+        keeping_keys(self.old(i)?, cols, keys)
+    }
+
+    /// The group keys (`keys`, columns of the join's left input) of the rows of `Updated`
+    /// join `j` that changed: the new left rows, and the left rows whose join key the
+    /// merged right input touched (the keys of the new rows of its input). Their groups are
+    /// all an aggregation over `j` must recompute.
+    pub fn touched_by_update(&self, j: usize, keys: &[String]) -> Result<LazyFrame, RunError> {
+        let s = &self.plan.steps[j];
+        let (l, r) = (s.inputs[0], s.inputs[1]);
+        let Some((left_keys, right_keys)) = s.step.join_keys() else {
+            return Err(RunError::internal("an updated join without keys"));
         };
-        let first = first_key
-            .as_materialized_series()
-            .drop_nulls()
-            .unique()
-            .map_err(|e| RunError::engine("matching new join keys", e))?;
-        let old = old.filter(col(first_col.as_str()).is_in(lit(first).implode(true), false));
-        if cols.len() == 1 {
-            return Ok(old);
-        }
-        let on: Vec<_> = cols.iter().map(|c| col(c.as_str())).collect();
-        let key_cols: Vec<_> = keys
-            .get_column_names()
-            .into_iter()
-            .map(|n| col(n.clone()))
+        let merged = &self.plan.steps[r];
+        // The right keys the merge touched, named as on the left.
+        let renamed: Vec<_> = right_keys
+            .iter()
+            .zip(&left_keys)
+            .map(|(rk, lk)| col(rk.as_str()).alias(lk.as_str()))
             .collect();
-        Ok(old.join(keys.lazy(), on, key_cols, JoinArgs::new(JoinType::Semi)))
+        let merged_keys = self
+            .delta(merged.inputs[0])?
+            .select(renamed)
+            .unique(None, Default::default())
+            .collect()
+            .map_err(|e| {
+                RunError::engine(format!("step `{}`: the groups it merged", merged.id), e)
+            })?;
+        let groups: Vec<_> = keys.iter().map(|c| col(c.as_str())).collect();
+        let mut parts =
+            vec![keeping_keys((self.whole)(l)?, &left_keys, merged_keys)?.select(groups.clone())];
+        if self.states[l] == DState::Delta {
+            parts.push(self.delta(l)?.select(groups));
+        }
+        Ok(crate::exec::concat_lazy(parts)?.unique(None, Default::default()))
     }
 
     /// The result step `i` had at the last run (before this run's new rows).
@@ -303,4 +361,35 @@ impl Builder<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         self.apply(i, inputs)
     }
+}
+
+/// The rows of `old` whose columns `cols` match a row of `keys` (NULL matching nothing).
+/// The first key's values filter with `is_in`, which polars pushes down to stored parts
+/// (row groups whose statistics exclude every key are not read: new invoices have new
+/// ids); a semi join read and probed every row. With more keys, the semi join then keeps
+/// the exact combinations.
+fn keeping_keys(
+    old: LazyFrame,
+    cols: &[String],
+    keys: polars::prelude::DataFrame,
+) -> Result<LazyFrame, RunError> {
+    let (Some(first_col), Some(first_key)) = (cols.first(), keys.columns().first()) else {
+        return Err(RunError::internal("a join without keys"));
+    };
+    let first = first_key
+        .as_materialized_series()
+        .drop_nulls()
+        .unique()
+        .map_err(|e| RunError::engine("matching new join keys", e))?;
+    let old = old.filter(col(first_col.as_str()).is_in(lit(first).implode(true), false));
+    if cols.len() == 1 {
+        return Ok(old);
+    }
+    let on: Vec<_> = cols.iter().map(|c| col(c.as_str())).collect();
+    let key_cols: Vec<_> = keys
+        .get_column_names()
+        .into_iter()
+        .map(|n| col(n.clone()))
+        .collect();
+    Ok(old.join(keys.lazy(), on, key_cols, JoinArgs::new(JoinType::Semi)))
 }

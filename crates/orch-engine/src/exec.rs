@@ -453,9 +453,20 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
             DState::Delta if s.step.incremental().is_none() => {
                 Some("incremental: computed for the appended rows only".into())
             }
+            DState::Merged if states[s.inputs[0]] == DState::Updated => Some(
+                "incremental: recomputed the groups of the updated rows in its stored state".into(),
+            ),
             DState::Merged => {
                 Some("incremental: merged the appended rows into its stored state".into())
             }
+            DState::Updated => Some(format!(
+                "incremental: only rows whose `{}` `{}` merged changed",
+                s.step
+                    .join_keys()
+                    .map(|(l, _)| l.join("`, `"))
+                    .unwrap_or_default(),
+                plan.steps[s.inputs[1]].id
+            )),
             DState::Changed { why: Some(why) } => Some(format!("recomputed in full: {why}")),
             _ => None,
         };
@@ -1128,7 +1139,18 @@ fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
                 .and_then(|r| r.cache_file.clone())
                 .ok_or_else(|| RunError::internal("merge without stored state"))?;
             let old = scan_stored(&[PathBuf::from(prev)])?;
-            let rows = builder.delta(s.inputs[0])?;
+            let input = s.inputs[0];
+            if ctx.states[input] == DState::Updated {
+                // Some input rows changed (not only gained): a merge of partial results
+                // would count them twice, so the groups they fall in are recomputed.
+                let touched = builder.touched_by_update(input, &s.step.group_keys())?;
+                return Ok(Work::ExactMerge {
+                    touched: Box::new(touched),
+                    whole: Box::new(lazy_for(plan, input, frames)?),
+                    old: Box::new(old),
+                });
+            }
+            let rows = builder.delta(input)?;
             if s.step.merge_is_exact(schemas[0]) {
                 let new = s.step.state_plan(rows, schemas[0])?;
                 return Ok(Work::State(Box::new(s.step.merge_states(old, new)?)));

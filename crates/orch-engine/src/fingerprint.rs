@@ -10,15 +10,9 @@ use orch_steps::RunError;
 use std::collections::HashMap;
 use std::path::Path;
 
-const ENGINE_VERSION: &str = concat!("orchestrator/", env!("CARGO_PKG_VERSION"), "/fp1");
+const ENGINE_VERSION: &str = concat!("orchestrator/", env!("CARGO_PKG_VERSION"), "/fp2");
 
-/// Content hash of a file (blake3, memory-mapped and multi-threaded for large files).
-pub fn file_hash(path: &Path) -> Result<String, RunError> {
-    let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path)
-        .map_err(|e| RunError::io(path.display(), e))?;
-    Ok(h.finalize().to_hex().to_string())
-}
+pub use crate::hash::file_hash;
 
 /// What a file's status says about its content: size, mtime, ctime, inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,8 +132,8 @@ pub fn still_as_written(path: &Path, rec: &orch_state::FileRecord) -> Result<(),
 /// A hasher fed with what every fingerprint of step `s` covers: the engine version, the
 /// kind of fingerprint, the step's type and canonical options, and its inputs' fingerprints
 /// (from `fps`, indexed like `plan.steps`).
-fn step_hasher(kind: &[u8], s: &crate::plan::PlannedStep, fps: &[String]) -> blake3::Hasher {
-    let mut h = blake3::Hasher::new();
+fn step_hasher(kind: &[u8], s: &crate::plan::PlannedStep, fps: &[String]) -> crate::hash::Hasher {
+    let mut h = crate::hash::Hasher::new();
     h.update(ENGINE_VERSION.as_bytes());
     h.update(kind);
     h.update(s.type_name.as_bytes());
@@ -180,7 +174,7 @@ pub fn fingerprints(
                 h.update(b"missing");
             }
         }
-        fps[i] = h.finalize().to_hex().to_string();
+        fps[i] = h.hex();
     }
     Ok((fps, inputs))
 }
@@ -196,10 +190,7 @@ pub fn delta_fingerprints(plan: &Plan, fps: &[String]) -> Vec<String> {
             out[i] = fps[i].clone();
             continue;
         }
-        out[i] = step_hasher(b"delta", s, &out)
-            .finalize()
-            .to_hex()
-            .to_string();
+        out[i] = step_hasher(b"delta", s, &out).hex();
     }
     out
 }

@@ -9,6 +9,7 @@ pub mod delta;
 pub mod exec;
 pub mod fingerprint;
 pub mod graph;
+pub mod hash;
 pub mod incremental;
 pub mod plan;
 pub mod runner;

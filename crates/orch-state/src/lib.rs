@@ -112,7 +112,7 @@ impl Drop for StateLock {
 pub struct FileRecord {
     pub path: String,
     pub size: u64,
-    /// Content hash (blake3, hex).
+    /// Content hash (xxh3-128, hex; see `orch_engine::hash`).
     pub hash: String,
     /// Modification time when written (ns since the epoch): a file with the same size and
     /// time is trusted without hashing it again (an unchanged rerun stays cheap).

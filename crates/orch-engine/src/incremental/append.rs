@@ -17,11 +17,20 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 fn hash_prefix(path: &Path, n: u64) -> Result<String, RunError> {
-    let f = std::fs::File::open(path).map_err(|e| RunError::io(path.display(), e))?;
-    let mut h = blake3::Hasher::new();
-    h.update_reader(f.take(n))
-        .map_err(|e| RunError::io(path.display(), e))?;
-    Ok(h.finalize().to_hex().to_string())
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| RunError::io(path.display(), e))?
+        .take(n);
+    let mut h = crate::hash::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let got = f
+            .read(&mut buf)
+            .map_err(|e| RunError::io(path.display(), e))?;
+        if got == 0 {
+            return Ok(h.hex());
+        }
+        h.update(&buf[..got]);
+    }
 }
 
 /// One pass over the file's bytes: the hash of each prefix asked for (by length) and of
@@ -30,7 +39,7 @@ fn hash_once(bytes: &[u8], mids: &[u64]) -> (Vec<Option<String>>, String) {
     let mut order: Vec<usize> = (0..mids.len()).collect();
     order.sort_by_key(|&i| mids[i]);
     let mut prefixes = vec![None; mids.len()];
-    let mut h = blake3::Hasher::new();
+    let mut h = crate::hash::Hasher::new();
     let mut done = 0usize;
     for i in order {
         let m = mids[i] as usize;
@@ -38,12 +47,12 @@ fn hash_once(bytes: &[u8], mids: &[u64]) -> (Vec<Option<String>>, String) {
             continue;
         }
         // A finalised hasher can go on: each prefix costs only the bytes since the last.
-        h.update_rayon(&bytes[done..m]);
+        h.update(&bytes[done..m]);
         done = m;
-        prefixes[i] = Some(h.finalize().to_hex().to_string());
+        prefixes[i] = Some(h.hex());
     }
-    h.update_rayon(&bytes[done..]);
-    (prefixes, h.finalize().to_hex().to_string())
+    h.update(&bytes[done..]);
+    (prefixes, h.hex())
 }
 
 /// The file's bytes, mapped rather than read, once per read: they are hashed, checked and
@@ -80,6 +89,9 @@ fn invalid_reason(
     }
     if let Some(why) = missing_part(w) {
         return Some(why);
+    }
+    if !crate::hash::is_current(&w.prefix_hash) {
+        return Some("the state was written by an older version of orchestrator".into());
     }
     if prefix_hash != Some(w.prefix_hash.as_str()) {
         return Some("rows already read were changed or removed".into());

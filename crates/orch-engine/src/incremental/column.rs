@@ -140,8 +140,7 @@ pub fn read_column(
     let mut new_frame = None;
     let mut new_part = None;
     if new_rows > 0 {
-        let short: String = blake3::hash(format!("{content}/{}", parts.len()).as_bytes())
-            .to_hex()
+        let short: String = crate::hash::hex_of(format!("{content}/{}", parts.len()).as_bytes())
             .chars()
             .take(16)
             .collect();

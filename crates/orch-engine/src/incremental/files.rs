@@ -72,13 +72,13 @@ pub fn read_files(
         new_rows = df.height() as u64;
         // Files with only a header add no rows: recorded as read, but no part.
         if new_rows > 0 {
-            let mut h = blake3::Hasher::new();
+            let mut h = crate::hash::Hasher::new();
             for f in &new {
                 h.update(f.path.as_bytes());
                 h.update(&[0]);
                 h.update(f.hash.as_bytes());
             }
-            let short: String = h.finalize().to_hex().chars().take(16).collect();
+            let short: String = h.hex().chars().take(16).collect();
             let part = dir.join(format!("files-{:06}-{short}.parquet", parts.len()));
             parts.push(part.display().to_string());
             new_part = Some(part);

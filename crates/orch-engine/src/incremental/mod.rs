@@ -41,7 +41,7 @@ pub struct Watermark {
     /// known without reading the file's beginning again (`None` in older watermarks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<u64>,
-    /// `append`: blake3 of those bytes. `column`: of the files' hashes at the last read.
+    /// `append`: the hash (see [`crate::hash`]) of those bytes. `column`: of the files' hashes at the last read.
     pub prefix_hash: String,
     /// The parts, oldest first.
     pub parts: Vec<String>,
@@ -200,13 +200,13 @@ fn hash_files(files: &[String], inputs: &Inputs) -> Result<(Vec<FileRecord>, Str
         .iter()
         .map(|f| crate::fingerprint::input_hash(Path::new(f), inputs.get(f)))
         .collect::<Result<Vec<_>, RunError>>()?;
-    let mut h = blake3::Hasher::new();
+    let mut h = crate::hash::Hasher::new();
     for r in &hashes {
         h.update(r.path.as_bytes());
         h.update(&[0]);
         h.update(r.hash.as_bytes());
     }
-    Ok((hashes, h.finalize().to_hex().to_string()))
+    Ok((hashes, h.hex()))
 }
 
 /// Why a watermark's parts cannot be used, if one is missing.
@@ -225,11 +225,11 @@ pub fn source_key(plan: &Plan, i: usize) -> Option<String> {
     let where_ = std::fs::canonicalize(&pattern)
         .or_else(|_| std::path::absolute(&pattern))
         .unwrap_or_else(|_| PathBuf::from(&pattern));
-    let mut h = blake3::Hasher::new();
+    let mut h = crate::hash::Hasher::new();
     h.update(where_.to_string_lossy().as_bytes());
     h.update(&[0]);
     h.update(s.step.fingerprint().as_bytes());
-    Some(h.finalize().to_hex().chars().take(20).collect())
+    Some(h.hex().chars().take(20).collect())
 }
 
 /// Folder of source `i`'s parts.
