@@ -1055,10 +1055,7 @@ pub(crate) fn stage_parquet(
     what: &str,
 ) -> Result<Staged, RunError> {
     stage(path, |f| {
-        polars::prelude::ParquetWriter::new(f)
-            .with_compression(compression)
-            .finish(df)
-            .map(|_| ())
+        orch_steps::parquet_out::write_parquet_with(df, f, compression)
             .map_err(|e| RunError::engine(what, e))
     })
 }

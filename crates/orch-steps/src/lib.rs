@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod error;
+pub mod parquet_out;
 pub mod registry;
 pub mod step;
 pub mod steps;

@@ -156,9 +156,7 @@ impl Step for Write {
         let shown = loc.display();
         let staged = match self.format {
             Format::Parquet => stage(&target, |file| {
-                ParquetWriter::new(file)
-                    .finish(df)
-                    .map(|_| ())
+                crate::parquet_out::write_parquet(df, file)
                     .map_err(|e| RunError::engine(format!("writing `{shown}`"), e))
             })?,
             Format::Csv => {
