@@ -813,6 +813,12 @@ enum Work {
         whole: Box<LazyFrame>,
         old: Box<LazyFrame>,
     },
+    /// An aggregation whose merge is exact: the new rows (computed once, since the merge
+    /// reads them twice: their groups, and their partial result) merged into `old`.
+    Merge {
+        rows: Box<LazyFrame>,
+        old: Box<LazyFrame>,
+    },
     Materialize(Box<LazyFrame>),
     Sink(DataFrame),
     /// An aggregation with stored state: computes (or merges) the state, stores it, and
@@ -854,6 +860,13 @@ impl Work {
                 let keys = touched.collect().map_err(|e| collect_error(s, e))?;
                 tracing::debug!(step = %s.id, groups = keys.height(), "groups the new rows touch (recomputed from their rows)");
                 let state = exact_merge(s, &plan.steps[s.inputs[0]].schema, keys, *whole, *old)?;
+                Work::State(Box::new(state)).run(plan, step, cache_path)
+            }
+            Work::Merge { rows, old } => {
+                let rows = rows.collect().map_err(|e| collect_error(s, e))?;
+                let input = &plan.steps[s.inputs[0]].schema;
+                let new = s.step.state_plan(rows.lazy(), input)?;
+                let state = s.step.merge_states(*old, new)?;
                 Work::State(Box::new(state)).run(plan, step, cache_path)
             }
             Work::Materialize(lf) => {
@@ -1149,8 +1162,10 @@ fn prepare(ctx: &Prep<'_>, step: usize) -> Result<Work, RunError> {
             }
             let rows = builder.delta(input)?;
             if s.step.merge_is_exact(schemas[0]) {
-                let new = s.step.state_plan(rows, schemas[0])?;
-                return Ok(Work::State(Box::new(s.step.merge_states(old, new)?)));
+                return Ok(Work::Merge {
+                    rows: Box::new(rows),
+                    old: Box::new(old),
+                });
             }
             // The groups the new rows touch are recomputed from the whole input, filtered to
             // them: the same rows in the same order as a full recompute reads them (an old
