@@ -646,6 +646,12 @@ pub async fn execute(plan: Arc<Plan>, mut opts: RunOptions) -> Result<RunReport,
     };
     let mut failure = failure.map(|(i, e)| (plan.steps.get(i).map(|s| s.id.clone()), e));
     if failure.is_none() {
+        // Every file durable before any is renamed: a failed fsync publishes nothing.
+        if let Some(e) = staged.iter_mut().find_map(|s| s.durable().err()) {
+            failure = Some((Some("commit".to_string()), e));
+        }
+    }
+    if failure.is_none() {
         if let Some(gate) = opts.before_commit.take() {
             if let Err(e) = gate.await {
                 failure = Some((Some("source parts".to_string()), e));

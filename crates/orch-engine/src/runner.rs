@@ -157,7 +157,10 @@ pub async fn run_with_state(plan: Arc<Plan>, cfg: RunConfig) -> Result<RunReport
         let written = Arc::clone(&written);
         // The run publishes its outputs only once the parts are durable too.
         Box::pin(async move {
-            let parts = task.await.map_err(RunError::internal)??;
+            let mut parts: Parts = task.await.map_err(RunError::internal)??;
+            for st in parts.values_mut().filter_map(|(st, _)| st.as_mut()) {
+                st.durable()?;
+            }
             *written
                 .lock()
                 .map_err(|_| RunError::internal("part list poisoned"))? = parts;

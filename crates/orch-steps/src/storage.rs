@@ -113,12 +113,15 @@ impl Location {
     }
 }
 
-/// A fully written, fsynced file waiting under a temporary name beside its target.
-/// Dropping it deletes the temporary file; [`Staged::commit`] renames it into place.
+/// A fully written file waiting under a temporary name beside its target, being made
+/// durable (fsync) on a thread of its own. Dropping it deletes the temporary file;
+/// [`Staged::commit`] waits for the fsync and renames it into place.
 #[derive(Debug)]
 pub struct Staged {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
+    /// The fsync still running, if any.
+    syncing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Staged {
@@ -131,8 +134,23 @@ impl Staged {
         self.tmp.path()
     }
 
-    /// Renames into place and syncs the folder entry.
-    pub fn commit(self) -> Result<PathBuf, RunError> {
+    /// Waits until the content is on disk. A run calls it for every file it staged before
+    /// it renames any of them, so that a failed fsync publishes nothing.
+    pub fn durable(&mut self) -> Result<(), RunError> {
+        match self.syncing.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(RunError::write_failed(self.target.display(), e)),
+            Some(Err(_)) => Err(RunError::internal(format!(
+                "the fsync of `{}` panicked",
+                self.target.display()
+            ))),
+        }
+    }
+
+    /// Waits for the content to be durable, renames it into place and syncs the folder
+    /// entry.
+    pub fn commit(mut self) -> Result<PathBuf, RunError> {
+        self.durable()?;
         let target = self.target;
         self.tmp
             .persist(&target)
@@ -186,12 +204,20 @@ where
     tmp.as_file_mut()
         .flush()
         .map_err(|e| RunError::write_failed(target.display(), e))?;
-    tmp.as_file()
-        .sync_all()
+    // The fsync runs beside the rest of the run: it mostly waits for the disk (about 0.2 s
+    // for a 44 MB output here), and the run needs the file durable only when it commits.
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| RunError::write_failed(target.display(), e))?;
+    let syncing = std::thread::Builder::new()
+        .name("fsync".into())
+        .spawn(move || file.sync_all())
         .map_err(|e| RunError::write_failed(target.display(), e))?;
     Ok(Staged {
         tmp,
         target: target.to_path_buf(),
+        syncing: Some(syncing),
     })
 }
 

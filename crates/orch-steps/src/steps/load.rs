@@ -1365,6 +1365,8 @@ impl CsvScan {
                 .finish(&mut df)
                 .map_err(|e| RunError::engine(format!("writing `{qpath}`"), e))
         })
+        // Durable now: the runner commits it after the outputs, when a failure is too late.
+        .and_then(|mut s| s.durable().map(|()| s))
         .map_err(|e| {
             BadInputError {
                 step: self.load.id.clone(),
